@@ -1,0 +1,2 @@
+export * from './pcap.js';
+export * from './packet.js';
