@@ -13,3 +13,4 @@ export * from './cdc.js';
 export * from './reasons.js';
 export * from './bufsize.js';
 export * from './roce.js';
+export * from './link-message.js';
