@@ -13,7 +13,12 @@ export interface TreeNode {
   children?: TreeNode[];
 }
 
-const HEX32 = /^(token|rkey|rKey|rkey\w*|\w*Rkey|\w*Token|alertToken|rmbRkey|exid|eyecatcher\w*|featureMask|vendorOptions|flags|rawFlags|prodFlags|connFlags|syndrome)$/;
+/** 32-bit identifiers printed as 8 hex digits. */
+const HEX32 = /^(token|rkey\w*|\w*Rkey\w*|\w*Token|icrc|vendorOptions|linkUid\w*|exid)$/;
+/** 16-bit masks printed as 4 hex digits. */
+const HEX16 = /^(featureMask|pkey)$/;
+/** 8-bit flag bytes and syndromes printed as 2 hex digits. */
+const HEX8 = /^(flags|rawFlags|prodFlags|connFlags|syndrome|vendorFlags)$/;
 const REASON = /^(reason|peerDiagnosis|diagnosis|diag\w*|fallback\w*|code)$/;
 const ADDR64 = /^(vaddr|va|rmbVaddr|\w*Vaddr|\w*Addr\w*|ismGid)$/;
 
@@ -32,7 +37,9 @@ export function formatScalar(key: string, v: unknown): string {
   if (typeof v === 'number') {
     if (REASON.test(key) && v > 0xffff) return describeReason(v);
     if (ADDR64.test(key)) return hex(v, 16);
-    if (HEX32.test(key)) return hex(v, 2);
+    if (HEX32.test(key)) return hex(v, 8);
+    if (HEX16.test(key)) return hex(v, 4);
+    if (HEX8.test(key)) return hex(v, 2);
     if (/qpn|qp$|Qpn|destQp|psn|Psn/i.test(key)) return `${v} (${hex(v, 6)})`;
     return String(v);
   }
@@ -75,7 +82,7 @@ export function renderTree(nodes: readonly TreeNode[], indent = ''): string {
 
 /** JSON-safe copy: Buffers become hex (GIDs and MACs their text form), bigints decimal strings. */
 export function toJsonValue(key: string, v: unknown): unknown {
-  if (v instanceof Uint8Array) return formatScalar(key, v);
+  if (v instanceof Uint8Array) return v.length === 0 ? '' : formatScalar(key, v);
   if (typeof v === 'bigint') return hex(v, 16);
   if (Array.isArray(v)) return v.map((x) => toJsonValue(key, x));
   if (isPlainObject(v)) {
