@@ -181,8 +181,9 @@ describe('smcr decode', () => {
   });
 
   describe('the smcr binary', () => {
-    it('prints a tree for hex given as an argument', () => {
-      const out = execFileSync(process.execPath, [BIN, 'decode', capture('accept v1').toString('hex')], { encoding: 'utf8' });
+    it('prints a tree for hex given as arguments', () => {
+      const h = capture('accept v1').toString('hex');
+      const out = execFileSync(process.execPath, [BIN, 'decode', h.slice(0, 20), h.slice(20)], { encoding: 'utf8' });
       assert.match(out, /^CLC Accept v1 \(68 bytes\) first contact$/m);
       assert.match(out, /^ {2}qpn: 228 \(0x0000e4\)$/m);
       assert.match(out, /^ {2}gid: fe80::9a03:9bff:feab:cdef$/m);

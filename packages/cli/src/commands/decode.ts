@@ -96,13 +96,14 @@ export function registerDecode(program: Command, out: (s: string) => void): void
   program
     .command('decode')
     .description('decode SMC items (TCP option, CLC, LLC, CDC, RoCEv2 headers) from hex or a pcap/pcapng file')
-    .argument('[input]', 'pcap/pcapng file, hex text file, hex string, or - for standard input (default)')
+    .argument('[input...]', 'pcap/pcapng file, hex text file, hex (may be split over several arguments), or - for standard input (default)')
     .option('--json', 'print JSON instead of a tree')
     .addOption(new Option('--kind <kind>', 'what hex input holds').choices(['auto', 'clc', 'link', 'tcp-options', 'roce']).default('auto'))
     .option('--roce-port <port>', 'UDP port carrying RoCEv2 (repeatable; default 4791)', parsePorts)
     .option('--errors-only', 'print only items that failed to decode')
-    .action((input: string | undefined, opts: DecodeOpts) => {
-      let items = decodeInput(input, opts);
+    .action((inputs: string[], opts: DecodeOpts) => {
+      // Several arguments can only be hex split by the shell's word splitting.
+      let items = decodeInput(inputs.length === 0 ? undefined : inputs.join(''), opts);
       if (opts.errorsOnly) items = items.filter((i) => i.kind === 'error');
       if (opts.json) out(`${JSON.stringify(items.map((i) => toJsonValue('', i)), null, 2)}\n`);
       else out(formatItems(items));
