@@ -5,8 +5,8 @@
  */
 import Benchmark from 'benchmark';
 import {
-  decodeCdc, decodeCdcInto, encodeCdc, newCdcFields, decodeLlc, encodeLlc, llcLength,
-  type CdcMessage, type LlcMessage,
+  decodeCdc, decodeCdcInto, encodeCdc, newCdcFields, decodeLlc, encodeLlc, llcLength, clcLength, decodeClc, encodeClc,
+  type CdcMessage, type ClcMessage, type LlcMessage,
 } from '@smc-r/wire';
 import { summarize } from './stats.js';
 
@@ -34,6 +34,15 @@ const CONFIRM_LINK: LlcMessage = {
   senderMac: MAC, senderGid: GID, senderQpn: 0x000123, linkNum: 1, linkUid: Buffer.from('00000101', 'hex'), maxLinks: 2, maxConns: 0,
 };
 
+/** What a Linux client sends for SMC-Rv1 + SMC-Rv2 with one UEID (164 bytes, spec 3.3.5). */
+const PROPOSAL: ClcMessage = {
+  type: 'proposal', eyecatcher: 'SMCR', version: 2, typev1: 'R', typev2: 'R',
+  peerId: Buffer.from('9c3eb8cef6123456', 'hex'), gid: Buffer.from('fe80000000000000bacef6fffe123456', 'hex'), mac: MAC, ipAreaOffset: 40,
+  smcdArea: { ismGid: 0n, ismChid: 0, vendorOui: 0, vendorOptions: Buffer.alloc(5) },
+  ipPrefix: { subnet: Buffer.from('0a000000', 'hex'), prefixLen: 24, ipv6Prefixes: [] },
+  v2Ext: { release: 1, seid: false, roceGid: GID, maxConns: 255, maxLinks: 2, featureMask: 0, ueids: ['SMCV2-DEFAULT-UEID'] },
+};
+
 /** Hot-path operations, shared with the allocation check. */
 export function hotOps(): Record<string, () => void> {
   const buf = Buffer.alloc(64);
@@ -53,6 +62,9 @@ export function runWireBench(extra: Record<string, () => void> = {}): Promise<Be
   encodeCdc(CDC, cdcBuf, 0);
   const llcBuf = Buffer.alloc(llcLength(CONFIRM_LINK));
   encodeLlc(CONFIRM_LINK, llcBuf, 0);
+  const propBuf = Buffer.alloc(clcLength(PROPOSAL));
+  encodeClc(PROPOSAL, propBuf, 0);
+  if (propBuf.length !== 164) throw new Error(`Proposal is ${propBuf.length} bytes, expected 164`);
   const src = Buffer.alloc(44, 1);
   const dst = Buffer.alloc(44);
   let sink: unknown;
@@ -62,6 +74,8 @@ export function runWireBench(extra: Record<string, () => void> = {}): Promise<Be
     ...hotOps(),
     'CDC decode (new object)': () => { sink = decodeCdc(cdcBuf, 0, 44); },
     'LLC decode (CONFIRM_LINK)': () => { sink = decodeLlc(llcBuf, 0, llcBuf.length); },
+    'CLC Proposal encode (164 B)': () => { encodeClc(PROPOSAL, propBuf, 0); },
+    'CLC Proposal decode (164 B)': () => { sink = decodeClc(propBuf, 0, propBuf.length); },
     ...extra,
   };
 
