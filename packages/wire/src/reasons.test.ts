@@ -186,15 +186,15 @@ describe('reasons: SmcReasonError', () => {
     assert.equal(e.code, SmcReasonErrorCode.FALLBACK);
     assert.equal(e.code, 'ERR_SMC_FALLBACK');
     assert.equal(e.reason, 0x03030002);
-    assert.equal(e.peerReason, undefined);
+    assert.equal(e.peerDiagnosis, undefined);
     assert.equal(e.decline, true);
     assert.equal(e.message, 'SMC not used: 0x03030002 SMC_CLC_DECL_NOSMCRDEV (no usable SMC-R (RoCE) device) [TCP 0x03030002]: no active RoCE port');
   });
 
   it('a peer Decline: code ERR_SMC_DECLINED, peer reason kept, no Decline back', () => {
-    const e = new SmcReasonError(SmcReason.PEERDECL.code, { peerReason: 0x03030000 });
+    const e = new SmcReasonError(SmcReason.PEERDECL.code, { peerDiagnosis: 0x03030000 });
     assert.equal(e.code, 'ERR_SMC_DECLINED');
-    assert.equal(e.peerReason, 0x03030000);
+    assert.equal(e.peerDiagnosis, 0x03030000);
     assert.equal(e.decline, false);
     assert.equal(e.message, 'peer declined SMC: 0x03030000 SMC_CLC_DECL_NOSMCDEV (no usable SMC device) [TCP 0x05000000/0x03030000]');
   });

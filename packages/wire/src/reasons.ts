@@ -601,7 +601,7 @@ export function isDeclineSendable(code: number): boolean {
 export const SmcReasonErrorCode = {
   /** This side gave up on SMC for `reason` (and fell back to TCP, or failed where fallback is not allowed). */
   FALLBACK: 'ERR_SMC_FALLBACK',
-  /** The peer declined; `reason` is PEERDECL and `peerReason` holds the peer's diagnosis. */
+  /** The peer declined; `reason` is PEERDECL and `peerDiagnosis` holds the peer's diagnosis. */
   DECLINED: 'ERR_SMC_DECLINED',
 } as const;
 export type SmcReasonErrorCode = (typeof SmcReasonErrorCode)[keyof typeof SmcReasonErrorCode];
@@ -609,7 +609,7 @@ export type SmcReasonErrorCode = (typeof SmcReasonErrorCode)[keyof typeof SmcRea
 /** Options of {@link SmcReasonError}. */
 export interface SmcReasonErrorOptions {
   /** The code of the peer's Decline; meaningful when `reason` is PEERDECL. */
-  readonly peerReason?: number;
+  readonly peerDiagnosis?: number;
   /**
    * Whether the handshake should send a Decline carrying `reason` before falling back. Defaults to
    * "the registry marks the code as sent" (so false for PEERNOSMC, PEERDECL, OPTUNSUPP, ACTIVE and
@@ -624,7 +624,7 @@ export interface SmcReasonErrorOptions {
 /**
  * The SMC handshake ended in a fallback (spec 4.1): the kernel's "positive return code". Handshake steps
  * throw it; the handshake driver catches it, sends a Decline when `decline` is true, records `reason` /
- * `peerReason` for diagnostics, and continues as plain TCP (or surfaces the error when the caller
+ * `peerDiagnosis` for diagnostics, and continues as plain TCP (or surfaces the error when the caller
  * required SMC). Failures that are not fallbacks (negative errno in the kernel: timeouts, garbage on the
  * CLC stream) are other errors, not this one.
  */
@@ -633,19 +633,19 @@ export class SmcReasonError extends SmcError {
   /** This side's fallback reason (`fallback_rsn`). */
   readonly reason: number;
   /** The peer's diagnosis from its Decline (`peer_diagnosis`), if one was received. */
-  readonly peerReason: number | undefined;
+  readonly peerDiagnosis: number | undefined;
   /** Whether a Decline carrying `reason` should be sent before falling back. */
   readonly decline: boolean;
 
   constructor(reason: number, options: SmcReasonErrorOptions = {}) {
-    const { peerReason, decline, detail, cause } = options;
+    const { peerDiagnosis, decline, detail, cause } = options;
     const code = reason === SmcReason.PEERDECL.code ? SmcReasonErrorCode.DECLINED : SmcReasonErrorCode.FALLBACK;
-    const what = code === SmcReasonErrorCode.DECLINED && peerReason !== undefined
-      ? `peer declined SMC: ${describeReason(peerReason)}`
+    const what = code === SmcReasonErrorCode.DECLINED && peerDiagnosis !== undefined
+      ? `peer declined SMC: ${describeReason(peerDiagnosis)}`
       : `SMC not used: ${describeReason(reason)}`;
-    super(code, `${what} [${formatFallback(reason, peerReason)}]${detail ? `: ${detail}` : ''}`, cause === undefined ? undefined : { cause });
+    super(code, `${what} [${formatFallback(reason, peerDiagnosis)}]${detail ? `: ${detail}` : ''}`, cause === undefined ? undefined : { cause });
     this.reason = reason;
-    this.peerReason = peerReason;
+    this.peerDiagnosis = peerDiagnosis;
     const e = reasonByCode(reason);
     this.decline = decline ?? (e !== undefined && e.wire !== 'local');
   }
