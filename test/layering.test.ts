@@ -13,12 +13,14 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/wire': [],
   '@smc-r/capture': ['@smc-r/wire'],
+  '@smc-r/verbs': ['@smc-r/wire'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
   '@smc-r/bench': ['@smc-r/wire'],
 };
 const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',
   '@smc-r/capture': 'packages/capture',
+  '@smc-r/verbs': 'packages/verbs',
   '@smc-r/cli': 'packages/cli',
   '@smc-r/bench': 'bench',
 };

@@ -1,0 +1,5 @@
+/**
+ * @smc-r/verbs: the verbs interface every RDMA provider implements, and the software providers.
+ */
+export * from './types.js';
+export * from './errors.js';
