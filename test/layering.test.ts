@@ -15,7 +15,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/capture': ['@smc-r/wire'],
   '@smc-r/verbs': ['@smc-r/wire'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
-  '@smc-r/bench': ['@smc-r/wire'],
+  '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs'],
 };
 const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',
