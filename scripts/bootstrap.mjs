@@ -20,6 +20,9 @@ if (!jobs.includes(job)) {
 const TEST_TOOLS = [
   { cmd: 'tshark', pkg: 'tshark', why: 'independent SMC/InfiniBand dissector used as the conformance oracle' },
   { cmd: 'tcpdump', pkg: 'tcpdump', why: 'captures real loopback traffic for the oracle tests' },
+  { cmd: 'clang', pkg: 'clang', why: 'compiles the tc cls_bpf packet dropper used by the loss tests' },
+  { cmd: 'ip', pkg: 'iproute2', why: 'creates the network namespaces and veth pairs of the softroce tests' },
+  { cmd: 'tc', pkg: 'iproute2', why: 'attaches the packet dropper to a veth' },
 ];
 
 function log(msg) {
