@@ -7,6 +7,7 @@ import {
   type CdcMessage, type CdcFields, type CdcCursor,
 } from './cdc.js';
 import { SAMPLES } from './testing/cdc-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 /** Hex pieces (whitespace ignored) to a Buffer; every vector is written by hand from spec 7.1. */
 function h(...parts: string[]): Buffer {
@@ -66,14 +67,6 @@ const GOLDEN: Golden[] = [
 /** Real CDC from hwipl/smc-go `pkg/llc/cdc_test.go` (seqno 1, token 3, producer count 13). */
 const SMC_GO_CDC = 'fe2c0001 00000003 0000 0000 0000000d 0000 0000 00000000 00 00 ' + zeros(18);
 
-function expectWireError(fn: () => unknown, code: string, offset: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.equal(e.offset, offset, e.message);
-    return true;
-  });
-}
 
 function at(bytes: Uint8Array, pad = 3): [Buffer, number, number] {
   const buf = Buffer.alloc(pad + bytes.length + 5, 0xaa);
@@ -157,17 +150,17 @@ describe('cdc', () => {
   describe('errors', () => {
     const good = GOLDEN[0]!.hex;
     it('TRUNCATED', () => {
-      expectWireError(() => decodeCdc(Buffer.alloc(0)), WireErrorCode.TRUNCATED, 0);
-      expectWireError(() => decodeCdc(good.subarray(0, 1)), WireErrorCode.TRUNCATED, 0);
+      throwsWire(() => decodeCdc(Buffer.alloc(0)), WireErrorCode.TRUNCATED, 0);
+      throwsWire(() => decodeCdc(good.subarray(0, 1)), WireErrorCode.TRUNCATED, 0);
       const [buf, off, end] = at(good.subarray(0, 43));
-      expectWireError(() => decodeCdc(buf, off, end), WireErrorCode.TRUNCATED, off);
+      throwsWire(() => decodeCdc(buf, off, end), WireErrorCode.TRUNCATED, off);
     });
     it('UNKNOWN_TYPE', () => {
       for (const t of [0x01, 0x21, 0x00, 0xff]) {
         const x = Buffer.from(good);
         x[0] = t;
         const [buf, off, end] = at(x);
-        expectWireError(() => decodeCdc(buf, off, end), WireErrorCode.UNKNOWN_TYPE, off);
+        throwsWire(() => decodeCdc(buf, off, end), WireErrorCode.UNKNOWN_TYPE, off);
       }
     });
     it('BAD_LENGTH: length byte, and bytes after the message', () => {
@@ -175,15 +168,15 @@ describe('cdc', () => {
         const x = Buffer.from(good);
         x[1] = l;
         const [buf, off, end] = at(x);
-        expectWireError(() => decodeCdc(buf, off, end), WireErrorCode.BAD_LENGTH, off + 1);
+        throwsWire(() => decodeCdc(buf, off, end), WireErrorCode.BAD_LENGTH, off + 1);
       }
       const [buf, off, end] = at(Buffer.concat([good, Buffer.alloc(4)]));
-      expectWireError(() => decodeCdc(buf, off, end), WireErrorCode.BAD_LENGTH, off + 1);
+      throwsWire(() => decodeCdc(buf, off, end), WireErrorCode.BAD_LENGTH, off + 1);
     });
     it('BUFFER_TOO_SMALL', () => {
-      expectWireError(() => encodeCdc(BASE, Buffer.alloc(43), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
-      expectWireError(() => encodeCdc(BASE, Buffer.alloc(60), 17), WireErrorCode.BUFFER_TOO_SMALL, 17);
-      expectWireError(() => encodeCdc({ ...BASE, seqno: -1 }, Buffer.alloc(60), 20), WireErrorCode.BUFFER_TOO_SMALL, 20);
+      throwsWire(() => encodeCdc(BASE, Buffer.alloc(43), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
+      throwsWire(() => encodeCdc(BASE, Buffer.alloc(60), 17), WireErrorCode.BUFFER_TOO_SMALL, 17);
+      throwsWire(() => encodeCdc({ ...BASE, seqno: -1 }, Buffer.alloc(60), 20), WireErrorCode.BUFFER_TOO_SMALL, 20);
     });
     it('BAD_VALUE', () => {
       const out = Buffer.alloc(60);
@@ -197,7 +190,7 @@ describe('cdc', () => {
         [{ ...BASE, cons: { wrap: 0, count: 2 ** 32 } }, 30],
         [{ ...BASE, credits: 256 }, 36],
       ];
-      for (const [m, o] of cases) expectWireError(() => encodeCdc(m, out, 10), WireErrorCode.BAD_VALUE, o);
+      for (const [m, o] of cases) throwsWire(() => encodeCdc(m, out, 10), WireErrorCode.BAD_VALUE, o);
     });
   });
 

@@ -3,6 +3,7 @@ import { WireError, WireErrorCode } from './errors.js';
 import { type ClcMessage, ClcLength, clcToBuffer, decodeClc } from './clc.js';
 import { ClcReader } from './clc-reader.js';
 import { CAPTURES, SAMPLES } from './testing/clc-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 /** Every fixture as bytes with its expected message. The encoder is covered by the golden tests in clc.test.ts. */
 const FIXTURES: { name: string; bytes: Buffer; msg: ClcMessage }[] = [
@@ -14,18 +15,6 @@ const STREAM = [...FIXTURES.filter((f) => f.msg.type !== 'decline'), FIXTURES.fi
 const STREAM_BYTES = Buffer.concat(STREAM.map((f) => f.bytes));
 const STREAM_MSGS = STREAM.map((f) => f.msg);
 
-function throwsWire(fn: () => unknown, code: WireErrorCode, offset?: number): WireError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof WireError, `expected WireError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (offset !== undefined) assert.equal(caught.offset, offset, caught.message);
-  return caught;
-}
 
 /** Feeds chunks and collects everything push() returns. */
 function feed(r: ClcReader, chunks: Buffer[]): ClcMessage[] {

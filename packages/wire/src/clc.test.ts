@@ -22,6 +22,7 @@ import {
   proposalLayout,
 } from './clc.js';
 import { CAPTURES, CLIENT, SAMPLES, SERVER, UEID } from './testing/clc-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 /** Hex fragments -> Buffer; whitespace ignored. */
 const h = (...parts: string[]): Buffer => Buffer.from(parts.join('').replace(/\s+/g, ''), 'hex');
@@ -33,18 +34,6 @@ const sample = (name: string): ClcMessage => {
 };
 
 /** Asserts fn throws a WireError with this code and offset. */
-function throwsWire(fn: () => unknown, code: WireErrorCode, offset?: number): WireError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof WireError, `expected WireError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (offset !== undefined) assert.equal(caught.offset, offset, caught.message);
-  return caught;
-}
 
 /** decode(hex) deep-equals msg, and encode(msg) reproduces hex exactly (also at a non-zero offset). */
 function golden(bytes: Buffer, msg: ClcMessage): void {

@@ -3,15 +3,13 @@ import fc from 'fast-check';
 import { WireError, WireErrorCode } from './errors.js';
 import { decodeLinkMessage, linkMessageKind } from './link-message.js';
 import { LlcType } from './llc.js';
+import { throwsWire } from './testing/assert.js';
 
 function h(...parts: string[]): Buffer {
   return Buffer.from(parts.join('').replace(/\s+/g, ''), 'hex');
 }
 const zeros = (n: number): string => '00'.repeat(n);
 
-function expectWireError(fn: () => unknown, code: string, offset: number): void {
-  assert.throws(fn, (e: unknown) => e instanceof WireError && e.code === code && e.offset === offset);
-}
 
 describe('link-message', () => {
   it('linkMessageKind classifies all 256 first bytes', () => {
@@ -38,14 +36,14 @@ describe('link-message', () => {
   it('UNKNOWN_TYPE for other first bytes, TRUNCATED for an empty payload', () => {
     for (const t of [0x00, 0x05, 0x0b, 0x23, 0x28, 0x2a, 0x30, 0x80, 0xfd, 0xff]) {
       const x = Buffer.concat([Buffer.alloc(2), Buffer.from([t, 44]), Buffer.alloc(42)]);
-      expectWireError(() => decodeLinkMessage(x, 2), WireErrorCode.UNKNOWN_TYPE, 2);
+      throwsWire(() => decodeLinkMessage(x, 2), WireErrorCode.UNKNOWN_TYPE, 2);
     }
-    expectWireError(() => decodeLinkMessage(Buffer.alloc(4), 4), WireErrorCode.TRUNCATED, 4);
+    throwsWire(() => decodeLinkMessage(Buffer.alloc(4), 4), WireErrorCode.TRUNCATED, 4);
   });
 
   it('passes through the codec errors', () => {
-    expectWireError(() => decodeLinkMessage(h('fe', '2b', zeros(42))), WireErrorCode.BAD_LENGTH, 1);
-    expectWireError(() => decodeLinkMessage(h('01', '2c', zeros(10))), WireErrorCode.TRUNCATED, 0);
+    throwsWire(() => decodeLinkMessage(h('fe', '2b', zeros(42))), WireErrorCode.BAD_LENGTH, 1);
+    throwsWire(() => decodeLinkMessage(h('01', '2c', zeros(10))), WireErrorCode.TRUNCATED, 0);
   });
 
   it('random payloads only throw WireError', () => {

@@ -7,6 +7,7 @@ import {
   type LlcMessage, type LlcAddLink, type LlcAddLinkV2Ext, type LlcRkeyTriple, type LlcRtoken,
 } from './llc.js';
 import { SAMPLES } from './testing/llc-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 /** Hex pieces (whitespace ignored) to a Buffer. Every vector below is written by hand from spec 6.3. */
 function h(...parts: string[]): Buffer {
@@ -346,14 +347,6 @@ const SMC_GO = {
   addLinkCont: '032c0080 01 01 0000 00000001 00000002 0000000000000003 00000004 00000005 0000000000000006 00000000',
 };
 
-function expectWireError(fn: () => unknown, code: string, offset: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.equal(e.offset, offset, e.message);
-    return true;
-  });
-}
 
 function encode(msg: LlcMessage, off = 0): Buffer {
   const buf = Buffer.alloc(off + llcLength(msg), 0xee);
@@ -432,7 +425,7 @@ describe('llc', () => {
     it('CONFIRM_RKEY_CONT (hand-made there, 45 bytes): BAD_LENGTH; its first 44 bytes decode', () => {
       const raw = h(SMC_GO.confirmRkeyCont45);
       assert.equal(raw.length, 45);
-      expectWireError(() => decodeLlc(raw), WireErrorCode.BAD_LENGTH, 1);
+      throwsWire(() => decodeLlc(raw), WireErrorCode.BAD_LENGTH, 1);
       const m = decodeLlc(raw, 0, 44);
       assert.deepEqual(m, {
         type: 'confirm_rkey_cont', v2: false, flags: 0xa0, resp: true, negative: true, numRkeys: 1,
@@ -440,7 +433,7 @@ describe('llc', () => {
       });
     });
     it('TEST_LINK (hand-made there, 21 bytes): TRUNCATED', () => {
-      expectWireError(() => decodeLlc(h(SMC_GO.testLink21)), WireErrorCode.TRUNCATED, 0);
+      throwsWire(() => decodeLlc(h(SMC_GO.testLink21)), WireErrorCode.TRUNCATED, 0);
     });
   });
 
@@ -484,61 +477,61 @@ describe('llc', () => {
   describe('decode errors', () => {
     const cl = GOLDEN[0]!.hex;
     it('TRUNCATED: empty, short header, short body, short v2 body', () => {
-      expectWireError(() => decodeLlc(Buffer.alloc(10), 10, 10), WireErrorCode.TRUNCATED, 10);
-      expectWireError(() => decodeLlc(cl.subarray(0, 3)), WireErrorCode.TRUNCATED, 0);
-      expectWireError(() => decodeAt(cl.subarray(0, 43)), WireErrorCode.TRUNCATED, 5);
+      throwsWire(() => decodeLlc(Buffer.alloc(10), 10, 10), WireErrorCode.TRUNCATED, 10);
+      throwsWire(() => decodeLlc(cl.subarray(0, 3)), WireErrorCode.TRUNCATED, 0);
+      throwsWire(() => decodeAt(cl.subarray(0, 43)), WireErrorCode.TRUNCATED, 5);
       const add2 = encode({ ...addLinkReqV1, v2: true, ext: addLinkV2Ext });
-      expectWireError(() => decodeAt(add2.subarray(0, 60)), WireErrorCode.TRUNCATED, 5);
+      throwsWire(() => decodeAt(add2.subarray(0, 60)), WireErrorCode.TRUNCATED, 5);
     });
     it('UNKNOWN_TYPE for unregistered type bytes', () => {
       for (const t of [0x00, 0x05, 0x0b, 0x11, 0x20, 0x23, 0x28, 0x2a, 0x31, 0x80, 0xfe, 0xff]) {
         const x = Buffer.from(cl);
         x[0] = t;
-        expectWireError(() => decodeAt(x), WireErrorCode.UNKNOWN_TYPE, 5);
+        throwsWire(() => decodeAt(x), WireErrorCode.UNKNOWN_TYPE, 5);
       }
     });
     it('BAD_LENGTH: v1 length byte not 44, extra bytes after the message', () => {
       const x = Buffer.from(cl);
       x[1] = 43;
-      expectWireError(() => decodeAt(x), WireErrorCode.BAD_LENGTH, 6);
-      expectWireError(() => decodeAt(Buffer.concat([cl, Buffer.alloc(1)])), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(x), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(Buffer.concat([cl, Buffer.alloc(1)])), WireErrorCode.BAD_LENGTH, 6);
     });
     it('BAD_LENGTH: v2 length_v2 outside 44..8192 or not the payload size', () => {
       const t2 = h('27', '2b00', '00', zeros(40));
-      expectWireError(() => decodeAt(t2), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(t2), WireErrorCode.BAD_LENGTH, 6);
       const big = Buffer.alloc(8193);
       big.set(h('29', '0120', '00', 'ff')); // length_v2 8193
-      expectWireError(() => decodeAt(big), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(big), WireErrorCode.BAD_LENGTH, 6);
       // big-endian length_v2 (s390 style) reads as 0x2c00 = 11264
-      expectWireError(() => decodeAt(h('27', '002c', '00', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('27', '002c', '00', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
       // a fixed-size v2 type declaring more than 44 bytes
-      expectWireError(() => decodeAt(h('27', '3000', '00', zeros(44))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('27', '3000', '00', zeros(44))), WireErrorCode.BAD_LENGTH, 6);
       // declares 44, SEND carries 48
-      expectWireError(() => decodeAt(h('27', '2c00', '00', zeros(44))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('27', '2c00', '00', zeros(44))), WireErrorCode.BAD_LENGTH, 6);
     });
     it('BAD_LENGTH: counts that disagree with length_v2', () => {
       // ADD_LINK v2 between 44 and 72 bytes
-      expectWireError(() => decodeAt(h('22', '3c00', '00', ADD_LINK_REQ_BODY, zeros(16))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('22', '3c00', '00', ADD_LINK_REQ_BODY, zeros(16))), WireErrorCode.BAD_LENGTH, 6);
       // ADD_LINK v2 with num_rkeys 3 but room for 2
       const add2 = encode({ ...addLinkReqV1, v2: true, ext: addLinkV2Ext });
       add2[70] = 3;
-      expectWireError(() => decodeAt(add2), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(add2), WireErrorCode.BAD_LENGTH, 6);
       // REQUEST_ADD_LINK with gid_cnt 3 in 60 bytes, and gid_cnt 0 in 60 bytes
       const req = h('25', '3c00', '00', zeros(20), '03', zeros(3), GID_C, GID_C2);
-      expectWireError(() => decodeAt(req), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(req), WireErrorCode.BAD_LENGTH, 6);
       req[24] = 0;
-      expectWireError(() => decodeAt(req), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(req), WireErrorCode.BAD_LENGTH, 6);
       // DELETE_RKEY v2: 48 bytes but num_rkeys 2; and 45 bytes
-      expectWireError(() => decodeAt(h('29', '3000', '00', '02', '00', '0000', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
-      expectWireError(() => decodeAt(h('29', '2d00', '00', '0a', '00', '0000', zeros(37))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('29', '3000', '00', '02', '00', '0000', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('29', '2d00', '00', '0a', '00', '0000', zeros(37))), WireErrorCode.BAD_LENGTH, 6);
       // DELETE_RKEY v2: 48 bytes but num_rkeys 12 (only the 44-byte form may carry fewer than n)
-      expectWireError(() => decodeAt(h('29', '3000', '00', '0c', '00', '0000', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
+      throwsWire(() => decodeAt(h('29', '3000', '00', '0c', '00', '0000', zeros(40))), WireErrorCode.BAD_LENGTH, 6);
     });
     it('the ADD_LINK v2 reason quirk is only accepted for a 44-byte reject', () => {
       // without REJ, 2C 01 is length_v2 300
-      expectWireError(() => decodeAt(h('22', '2c01', '80', ADD_LINK_REQ_BODY)), WireErrorCode.TRUNCATED, 5);
+      throwsWire(() => decodeAt(h('22', '2c01', '80', ADD_LINK_REQ_BODY)), WireErrorCode.TRUNCATED, 5);
       // other v2 types never take the quirk
-      expectWireError(() => decodeAt(h('27', '2c01', 'c0', zeros(40))), WireErrorCode.TRUNCATED, 5);
+      throwsWire(() => decodeAt(h('27', '2c01', 'c0', zeros(40))), WireErrorCode.TRUNCATED, 5);
     });
     it('reserved bytes are ignored', () => {
       const x = Buffer.from(GOLDEN.find((g) => g.name.startsWith('TEST_LINK v1 response'))!.hex);
@@ -551,10 +544,10 @@ describe('llc', () => {
   describe('encode errors', () => {
     const tl: LlcMessage = { type: 'test_link', v2: false, flags: 0, resp: false, userData: Buffer.alloc(16) };
     it('BUFFER_TOO_SMALL before anything else', () => {
-      expectWireError(() => encodeLlc(tl, Buffer.alloc(43), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
-      expectWireError(() => encodeLlc(tl, Buffer.alloc(50), 7), WireErrorCode.BUFFER_TOO_SMALL, 7);
-      expectWireError(() => encodeLlc({ ...tl, flags: 999 }, Buffer.alloc(50), -1), WireErrorCode.BUFFER_TOO_SMALL, -1);
-      expectWireError(() => encodeLlc({ ...addLinkReqV1, v2: true, ext: addLinkV2Ext }, Buffer.alloc(100), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
+      throwsWire(() => encodeLlc(tl, Buffer.alloc(43), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
+      throwsWire(() => encodeLlc(tl, Buffer.alloc(50), 7), WireErrorCode.BUFFER_TOO_SMALL, 7);
+      throwsWire(() => encodeLlc({ ...tl, flags: 999 }, Buffer.alloc(50), -1), WireErrorCode.BUFFER_TOO_SMALL, -1);
+      throwsWire(() => encodeLlc({ ...addLinkReqV1, v2: true, ext: addLinkV2Ext }, Buffer.alloc(100), 0), WireErrorCode.BUFFER_TOO_SMALL, 0);
     });
     it('BAD_VALUE for out-of-range fields and wrong sizes', () => {
       const out = Buffer.alloc(200);
@@ -587,13 +580,13 @@ describe('llc', () => {
         [{ type: 'delete_rkey', v2: false, flags: 0, resp: false, negative: false, numRkeys: 1, errMask: 0, rkeys: [-1] }, 18],
         [{ type: 'announce_credits', v2: false, flags: 0, resp: false, credits: 256 }, 14],
       ];
-      cases.forEach(([m, at], i) => assert.doesNotThrow(() => expectWireError(() => encodeLlc(m, out, 10), WireErrorCode.BAD_VALUE, at), `case ${i}`));
+      cases.forEach(([m, at], i) => assert.doesNotThrow(() => throwsWire(() => encodeLlc(m, out, 10), WireErrorCode.BAD_VALUE, at), `case ${i}`));
     });
     it('BAD_VALUE for a v2 message longer than 8192 bytes', () => {
       const rkeys: LlcRkeyTriple[] = Array.from({ length: 508 }, () => ({ rkey: 0, rkeyNew: 0, vaddrNew: 0n }));
       const m: LlcMessage = { ...addLinkReqV1, v2: true, ext: { ...addLinkV2Ext, rkeys } };
       assert.equal(llcLength(m), 72 + 16 * 508);
-      expectWireError(() => encodeLlc(m, Buffer.alloc(9000), 0), WireErrorCode.BAD_VALUE, 0);
+      throwsWire(() => encodeLlc(m, Buffer.alloc(9000), 0), WireErrorCode.BAD_VALUE, 0);
       const ok: LlcMessage = { ...m, ext: { ...addLinkV2Ext, rkeys: rkeys.slice(1) } };
       assert.deepEqual(decodeLlc(encode(ok)), ok);
     });

@@ -9,17 +9,10 @@ import {
   type Bth, type IbPacket, type IbPacketInput,
 } from './roce.js';
 import { SAMPLES, SCAPY_FRAMES as SCAPY } from './testing/roce-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+|#[^\n]*/g, ''), 'hex');
 
-function throwsWire(fn: () => unknown, code: WireErrorCode, offset?: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (offset !== undefined) assert.equal(e.offset, offset);
-    return true;
-  });
-}
 
 describe('roce: opcode table', () => {
   it('covers the RC opcodes with the right extension headers', () => {

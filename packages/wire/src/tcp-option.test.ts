@@ -15,20 +15,12 @@ import {
   type TcpOption,
 } from './tcp-option.js';
 import { SAMPLES } from './testing/tcp-option-samples.js';
+import { throwsWire } from './testing/assert.js';
 
 /** Hex with `//` comments per line. */
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\/\/[^\n]*/g, '').replace(/\s+/g, ''), 'hex');
 const opt = (kind: number, offset: number, length: number, data = ''): TcpOption => ({ kind, offset, length, data: hex(data) });
 
-function throwsWire(fn: () => unknown, code: WireErrorCode, offset: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof WireError, `expected WireError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    assert.equal(e.offset, offset);
-    assert.equal(e.msgType, 'tcp-options');
-    return true;
-  });
-}
 
 // A Linux SYN's options behind a 20-byte fixed TCP header, so offsets are absolute (20..47).
 const SYN = Buffer.concat([Buffer.alloc(20), hex(`
