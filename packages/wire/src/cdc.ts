@@ -168,7 +168,12 @@ export function encodeCdc(msg: CdcMessage, buf: Uint8Array, off: number): number
   checkUint(msg.cons.wrap, 0xffff, 'cons.wrap', 'cdc', off + 18);
   checkUint(msg.cons.count, 0xffffffff, 'cons.count', 'cdc', off + 20);
   checkUint(msg.credits, 0xff, 'credits', 'cdc', off + 26);
-  buf.fill(0, off, off + CDC_MSG_LEN);
+  // Zero only the reserved bytes: a native fill() of 44 bytes costs more than the whole encode.
+  buf[off + 8] = 0;
+  buf[off + 9] = 0;
+  buf[off + 16] = 0;
+  buf[off + 17] = 0;
+  for (let i = off + 27; i < off + CDC_MSG_LEN; i++) buf[i] = 0;
   buf[off] = CDC_MSG_TYPE;
   buf[off + 1] = CDC_MSG_LEN;
   wr16(buf, off + 2, msg.seqno);
