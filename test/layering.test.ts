@@ -14,6 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/wire': [],
   '@smc-r/capture': ['@smc-r/wire'],
   '@smc-r/verbs': ['@smc-r/wire'],
+  '@smc-r/core': ['@smc-r/wire', '@smc-r/verbs'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
   '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs'],
 };
@@ -21,6 +22,7 @@ const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',
   '@smc-r/capture': 'packages/capture',
   '@smc-r/verbs': 'packages/verbs',
+  '@smc-r/core': 'packages/core',
   '@smc-r/cli': 'packages/cli',
   '@smc-r/bench': 'bench',
 };

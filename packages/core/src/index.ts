@@ -1,0 +1,4 @@
+/** @smc-r/core: the SMC-R engine. */
+export * from './constants.js';
+export * from './states.js';
+export * from './errors.js';
