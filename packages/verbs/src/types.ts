@@ -6,7 +6,10 @@
  * Every child keeps its parent; close() is idempotent and closes children first.
  *
  * Hot path rules: post_send / post_recv take caller-owned, reusable work-request objects (no
- * closure, no allocation per call); poll() fills caller-owned completion objects. 64-bit remote
+ * closure, no allocation per call); as with ibv_post_send, a provider copies what it needs before
+ * returning, so the caller may change and re-post the same WR and SGE objects right away (the
+ * memory the SGEs point to must of course stay untouched until the WR completes, except for
+ * INLINE sends). poll() fills caller-owned completion objects. 64-bit remote
  * addresses travel as two 32-bit halves (`raddrHi`, `raddrLo`) because a BigInt per RDMA WRITE
  * would allocate, and kernel peers hand out addresses above 2^53 (virtually contiguous RMBs).
  */
