@@ -110,7 +110,7 @@ describe('reasons: registry (spec 4.2)', () => {
   });
 
   it('marks SMC-D-only codes and unadopted Alibaba extensions as not produced by us', () => {
-    for (const k of ['NOISM2SUPP', 'NOV2DEXT', 'NOSEID', 'NOSMCD2DEV', 'ISMVLANERR', 'MAX_DMB', 'VENDORERR', 'CREDITSERR', 'TIMEOUT_AL', 'IPSEC'] as const) {
+    for (const k of ['NOV2DEXT', 'NOSEID', 'NOSMCD2DEV', 'ISMVLANERR', 'MAX_DMB', 'VENDORERR', 'CREDITSERR', 'TIMEOUT_AL', 'IPSEC'] as const) {
       assert.equal(SmcReason[k].userspace, false, k);
     }
     for (const k of ['PEERNOSMC', 'NOSMCRDEV', 'TIMEOUT_CL', 'PEERDECL', 'SYNCERR', 'OPTUNSUPP'] as const) {

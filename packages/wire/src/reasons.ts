@@ -180,8 +180,8 @@ export const SmcReason = {
     remedy: 'Use SMC-R or SMC-Dv1; ISMv2 needs IBM z15 or later.',
     wire: 'sent',
     origin: 'upstream',
-    userspace: false,
-    userspaceNote: 'SMC-D only: we are SMC-R only and never search ISM devices, so we only receive it.',
+    userspace: true,
+    userspaceNote: 'A server answers it to a Proposal that offers only SMC-Dv2 (ISMv2): we have no ISM device, so our server declines such Proposals with it.',
   },
   NOV2EXT: {
     code: 0x03030004,
