@@ -3,3 +3,4 @@
  */
 export * from './types.js';
 export * from './errors.js';
+export * from './mem/index.js';

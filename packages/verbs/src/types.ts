@@ -352,7 +352,7 @@ export type QpModify =
       readonly rqPsn: number;
       readonly ah: AhAttr;
       readonly maxDestRdAtomic: number;
-      /** IB encoding, 0..31 (5 = 0.08 ms as SMC sets it... see IB spec table). */
+      /** IB encoding, 0..31 (IBA table: 5 = 0.06 ms, the value SMC sets). */
       readonly minRnrTimer: number;
     }
   | {
