@@ -12,3 +12,9 @@ export {
 } from './conn-state.js';
 export { SmcTx, TxFlush, newTxTransfer, type TxTransfer, type TxWrite, type TxSge, type TxFlushValue, type SmcTxOptions } from './tx.js';
 export { SmcRx, type CdcRxResult, type CdcVerdict, type SmcRxOptions } from './rx.js';
+export { SmcEngine, type SmcEngineOptions, type SmcOutcome, type HandshakeOptions } from './engine.js';
+export { SmcConnection, type ConnBuffers, type ConnPeer, type ConnCounters, type SmcConnectionOptions } from './connection.js';
+export { LinkGroup, type LgrCounters, type LinkGroupOptions } from './lgr.js';
+export { Link, LinkState, type LinkLocalInfo, type LinkPeerInfo, type LinkOptions } from './link.js';
+export { WrQueue, WR_MSG_SIZE, type WrHandlers, type WrQueueOptions } from './wr.js';
+export { ClcChannel, type ClcWaitResult } from './clc-channel.js';

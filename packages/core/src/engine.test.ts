@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { MemProvider, type Context } from '@smc-r/verbs';
+import { SmcEngine, type SmcOutcome } from './engine.js';
+
+async function pair(server: SmcEngine, client: SmcEngine, hs = { peerSignalledSmc: true }): Promise<{ s: SmcOutcome; c: SmcOutcome; srv: Server }> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  const accepted = new Promise<SmcOutcome>((resolve, reject) => {
+    srv.once('connection', (sock: Socket) => { server.accept(sock, hs).then(resolve, reject); });
+  });
+  const sock = connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const [c, s] = await Promise.all([client.connect(sock, hs), accepted]);
+  return { s, c, srv };
+}
+
+function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Everything a stream delivers until 'end' ('for await' would destroy the duplex, aborting its write side). */
+function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (c: Buffer) => parts.push(c));
+    stream.once('end', () => resolve(Buffer.concat(parts)));
+    stream.once('error', reject);
+  });
+}
+
+describe('engine over mem: client and server on real TCP loopback', () => {
+  let provider: MemProvider;
+  let ctxA: Context;
+  let ctxB: Context;
+  let a: SmcEngine;
+  let b: SmcEngine;
+  beforeEach(async () => {
+    provider = new MemProvider();
+    ctxA = await provider.open('mem0');
+    ctxB = await provider.open('mem1');
+    a = new SmcEngine({ context: ctxA, timers: { TEST_LINK_INTERVAL: 0 } });
+    b = new SmcEngine({ context: ctxB, timers: { TEST_LINK_INTERVAL: 0 } });
+  });
+  afterEach(async () => {
+    await a.close();
+    await b.close();
+    await ctxA.close();
+    await ctxB.close();
+  });
+
+  it('first contact over SMC-Rv2, then data both ways and an orderly close', async () => {
+    const { s, c, srv } = await pair(a, b);
+    try {
+      assert.equal(c.mode, 'smcr', c.mode === 'tcp' ? c.detail : '');
+      assert.equal(s.mode, 'smcr', s.mode === 'tcp' ? s.detail : '');
+      if (c.mode !== 'smcr' || s.mode !== 'smcr') return;
+      assert.equal(c.version, 2);
+      assert.equal(c.firstContact, true);
+      const up = randomBytes(3 * 1024 * 1024 + 17);
+      const down = randomBytes(1024 * 1024 + 5);
+      const gotUp = readAll(s.conn);
+      const gotDown = readAll(c.conn);
+      c.conn.end(up);
+      s.conn.end(down);
+      assert.equal(sha(await gotUp), sha(up));
+      assert.equal(sha(await gotDown), sha(down));
+    } finally {
+      srv.close();
+    }
+  });
+});
