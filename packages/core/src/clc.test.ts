@@ -572,6 +572,16 @@ const PROVOKE: Record<string, () => Provoked> = {
     };
     return { outcome: onProposal(roundtrip(p)), version: 2 };
   },
+  NOISM2SUPP: () => {
+    // An SMC-Dv2-only client: we have no ISMv2 device.
+    const p: ClcProposal = {
+      type: 'proposal', eyecatcher: 'SMCR', version: 2, typev1: 'N', typev2: 'D', peerId: Buffer.alloc(8), gid: Buffer.alloc(16), mac: Buffer.alloc(6),
+      ipAreaOffset: 0, smcdArea: { ismGid: 0n, ismChid: 0, vendorOui: 0, vendorOptions: Buffer.alloc(5) },
+      v2Ext: { release: 1, seid: true, roceGid: Buffer.alloc(16), maxConns: 0, maxLinks: 0, featureMask: 0, ueids: [] },
+      smcdV2Ext: { supported: false, systemEid: 'IBM-SYSZ-ISMSEID00000000DEADBEEF', gidChids: [{ gid: 0x0123456789abcdefn, chid: 0x0400 }] },
+    };
+    return { outcome: onProposal(roundtrip(p)), version: 2 };
+  },
   NOSMCRDEV: () => {
     // SMC-Rv1 and v2 offered, the server's port has no GID at all: the v2 miss is recorded first.
     return { outcome: onProposal(defaultProposal(), serverSide({ port: { mac: SERVER.mac, activeMtu: 4 } })), version: 2 };
