@@ -708,16 +708,6 @@ describe('clc: every userspace reason code of spec 4.2 is reached through these 
     assertDecline(o, R.IPSEC.code, 2);
   });
 
-  it('NOISM2SUPP for an SMC-Dv2-only Proposal (the kernel rule; we have no ISMv2 device)', () => {
-    const p: ClcProposal = {
-      type: 'proposal', eyecatcher: 'SMCR', version: 2, typev1: 'N', typev2: 'D', peerId: Buffer.alloc(8), gid: Buffer.alloc(16), mac: Buffer.alloc(6),
-      ipAreaOffset: 0, smcdArea: { ismGid: 0n, ismChid: 0, vendorOui: 0, vendorOptions: Buffer.alloc(5) },
-      v2Ext: { release: 1, seid: true, roceGid: Buffer.alloc(16), maxConns: 0, maxLinks: 0, featureMask: 0, ueids: [] },
-      smcdV2Ext: { supported: false, systemEid: 'IBM-SYSZ-ISMSEID00000000DEADBEEF', gidChids: [{ gid: 0x0123456789abcdefn, chid: 0x0400 }] },
-    };
-    assertDecline(onProposal(roundtrip(p)), R.NOISM2SUPP.code, 2);
-  });
-
   it('NOSMCRDEV also when the route to the client RoCEv2 address is missing', () => {
     const p = defaultProposal(clientSide({ cfg: clcConfig({ systemId: CLIENT.peerId, hostname: 'c', versions: [2] }) }));
     assertDecline(onProposal(p, serverSide({ route: { found: false } })), R.NOSMCRDEV.code, 2);
