@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ALLOC_NODE_FLAGS } from './alloc.js';
 import { runWireBench } from './wire.bench.js';
+import { runVerbsBench } from './verbs.bench.js';
 
 function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   const perOp = JSON.parse(execFileSync(process.execPath, [...ALLOC_NODE_FLAGS, check], { encoding: 'utf8' })) as Record<string, number>;
   console.log('\n## bytes allocated per op (young generation, exact when no scavenge ran)\n');
   console.log(table(['op', 'bytes/op'], Object.entries(perOp).map(([k, v]) => [k, fmt(v, 2)])));
+  await runVerbsBench();
 }
 
 main().catch((err: unknown) => {

@@ -4,3 +4,4 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './mem/index.js';
+export * from './softroce/index.js';
