@@ -24,7 +24,7 @@ import { dissect, readCapture, TcpReassembler } from '@smc-r/capture';
 import { ClcReader, clcToBuffer, decodeClc, type ClcMessage, type ClcProposal } from '@smc-r/wire';
 import { assertFields, assertPinnedTshark, colonHex, flattenFields, frameNumber, layersOf, smcPdus, smcRaw } from './support/tshark.js';
 import { expectedClcFields, isRfc7609Proposal, tsharkMarksMalformed } from './support/clc-fields.js';
-import { LoopbackCapture, sleep } from './support/loopback-capture.js';
+import { Tcpdump, sleep } from '../support/tcpdump.js';
 
 type Side = 'client' | 'server';
 
@@ -98,7 +98,7 @@ describe('conformance: CLC over loopback TCP vs tshark and our capture reader', 
   let dir = '';
   let pcap = '';
   let port = 0;
-  let capture: LoopbackCapture | undefined;
+  let capture: Tcpdump | undefined;
   let server: net.Server | undefined;
   const sockets: net.Socket[] = [];
   let writes: Write[] = [];
@@ -117,7 +117,7 @@ describe('conformance: CLC over loopback TCP vs tshark and our capture reader', 
     server = net.createServer();
     await new Promise<void>((resolve, reject) => { server!.once('error', reject); server!.listen(0, '127.0.0.1', resolve); });
     port = (server.address() as net.AddressInfo).port;
-    capture = new LoopbackCapture(pcap, port);
+    capture = new Tcpdump(pcap, 'lo', `tcp port ${port}`);
     await capture.start();
 
     const accepted = new Promise<net.Socket>((resolve) => server!.once('connection', resolve));

@@ -31,7 +31,7 @@ import { agentArgs, killAllChildren, RpcChild, runChild } from './support/child.
 import { buildLauncher, LAUNCHER_FD, type Launcher } from './support/launcher.js';
 import { softroceMissing } from './support/providers.js';
 import { connectPair, MiB, transferBothWays } from './support/scenario.js';
-import { Tcpdump } from './support/tcpdump.js';
+import { Tcpdump } from '../support/tcpdump.js';
 import { makePlan, readRanges, addAddr, type EndpointInfo, type PlanParams } from './support/transfer.js';
 import type { OpenArgs } from './support/agent-core.js';
 
