@@ -161,7 +161,9 @@ export class SmcConnection extends Duplex {
       this.#pendingOff += n;
       this.counters.bytesSent += n;
     }
-    const flush = this.tx.flushDecision(this.#pendingOff < chunk.length || this.writableLength > 0);
+    // "More is coming" only when the stream holds data beyond the chunk being written (writableLength
+    // counts the current chunk too), else a lone small write would wait for the cork timer.
+    const flush = this.tx.flushDecision(this.#pendingOff < chunk.length || this.writableLength > chunk.length);
     if (flush === TxFlush.NOW.value || this.#pendingOff < chunk.length) this.#push();
     else if (flush === TxFlush.CORK.value) this.#armCork();
     if (this.#pendingOff >= chunk.length) {

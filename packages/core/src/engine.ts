@@ -139,13 +139,19 @@ export class SmcEngine {
     return this.#opts.route ? this.#opts.route(q.saddr, q.daddr) : { found: true, viaGateway: false, nexthopMac: Buffer.alloc(6) };
   }
 
-  #gidIndexOf(gid: Buffer): number {
-    return this.#gids.find((g) => g.gid.equals(gid))?.index ?? 0;
+  /**
+   * The GID table index for `gid` in a link group of `version`: IPv4-mapped GIDs appear twice in a
+   * Linux GID table (RoCE v1 and v2 entries); SMC-Rv2 must use the RoCEv2 one, or a peer cannot reach us.
+   */
+  #gidIndexOf(gid: Buffer, version: 1 | 2): number {
+    const same = this.#gids.filter((g) => g.gid.equals(gid));
+    const want = version === 2 ? 'RoCEv2' : 'RoCEv1';
+    return (same.find((g) => g.type === want) ?? same.find((g) => g.type === 'RoCEv2') ?? same[0])?.index ?? 0;
   }
 
   #newLink(lgr: LinkGroup, gid: Buffer, mac: Buffer): Link {
     const link = new Link({
-      ctx: this.context, pd: this.pd, portNum: this.#portNum, gidIndex: this.#gidIndexOf(gid), gid, mac, mtu: this.#mtu,
+      ctx: this.context, pd: this.pd, portNum: this.#portNum, gidIndex: this.#gidIndexOf(gid, lgr.version), gid, mac, mtu: this.#mtu,
       v2: lgr.version === 2,
       handlers: {
         onReceive: (buf, off, len) => lgr.onReceive(buf, off, len),
@@ -220,11 +226,25 @@ export class SmcEngine {
       },
     });
     lgr.addConn(conn);
+    lgr.peerRkeys.add(peer.rkey);
     return conn;
   }
 
-  /** Maps a handshake failure to an outcome: send the Decline (if any), give the socket back. */
-  async #fail(ch: ClcChannel, f: ClcFailure): Promise<SmcOutcome> {
+  /** Why creating a link failed: no memory is MEM, anything else INTERR (as smc_lgr_create). */
+  #linkCreateFailure(e: unknown): 'BUF_ALLOC' | 'QP_CREATE' {
+    return (e as { errno?: number }).errno === 12 /* ENOMEM */ ? 'BUF_ALLOC' : 'QP_CREATE';
+  }
+
+  /**
+   * Maps a handshake failure to an outcome: send the Decline (if any), give the socket back. A
+   * Decline with the out-of-sync bit names `lgr` (the link group this connection was to use): it is
+   * marked and terminated (spec 3.2 step 6).
+   */
+  async #fail(ch: ClcChannel, f: ClcFailure, lgr?: LinkGroup): Promise<SmcOutcome> {
+    if (f.kind === 'peer-declined' && f.outOfSync && lgr !== undefined) {
+      lgr.syncErr = true;
+      void lgr.deleteAll(0, false, false);
+    }
     if (f.kind === 'error') {
       ch.release();
       ch.socket.destroy();
@@ -303,6 +323,11 @@ export class SmcEngine {
       lgr.peerHostname = acc.peerHostname;
       try {
         link = this.#newLink(lgr, acc.localGid, acc.localMac);
+      } catch (e) {
+        void lgr.deleteAll(0, false, false);
+        return this.#fail(ch, handshakeFailure(cfg, this.#linkCreateFailure(e), acc.declineVersion));
+      }
+      try {
         link.toRtr({ qpn: acc.peer.qpn, psn: acc.peer.psn, gid: acc.peer.gid, mac: acc.nexthopMac, mtu: acc.pathMtu });
       } catch {
         void lgr.deleteAll(0, false, false);
@@ -402,9 +427,9 @@ export class SmcEngine {
       lgr = this.#newLgr('server', acc.peerId, acc.version, acc.vlanId, acc.maxConns, acc.maxLinks);
       try {
         link = this.#newLink(lgr, acc.localGid, acc.localMac);
-      } catch {
+      } catch (e) {
         void lgr.deleteAll(0, false, false);
-        return this.#fail(ch, handshakeFailure(cfg, 'LINK_READY', acc.declineVersion));
+        return this.#fail(ch, handshakeFailure(cfg, this.#linkCreateFailure(e), acc.declineVersion));
       }
       this.#setLinkUid(lgr, link, 1); // the server picks the link id: the first free one
     }
@@ -435,7 +460,7 @@ export class SmcEngine {
     const conf = serverOnConfirm(cfg, acc, cw.msg as ClcMessage);
     if (conf.kind !== 'confirmed') {
       abandon();
-      return this.#fail(ch, conf);
+      return this.#fail(ch, conf, lgr);
     }
     if (!acc.reuse) {
       lgr.peerHostname = conf.peerHostname;

@@ -78,6 +78,8 @@ export class LinkGroup implements LgrView {
    * known to the peer already, so no CONFIRM_RKEY), as the kernel caches RMBs per link group.
    */
   readonly bufCache: ConnBuffers[] = [];
+  /** The peer's RMB rkeys we hold (from CLC Accept/Confirm), as the kernel's rtoken table. */
+  readonly peerRkeys = new Set<number>();
   /** Connections by their small index (1..255), which send-completion tags carry. */
   readonly #byIndex: (SmcConnection | undefined)[] = [undefined];
   readonly counters: LgrCounters = { llcReceived: 0, llcSent: 0, testLinkSent: 0, testLinkAnswered: 0, addLinkRejected: 0, cdcUnknownToken: 0 };
@@ -223,13 +225,28 @@ export class LinkGroup implements LgrView {
         // confirm (echo with RESP) as a peer that stored them would.
         void this.sendLlc({ ...m, flags: m.flags | 0x80, resp: true });
         return;
-      case 'delete_rkey':
-        // Linux answers with RESP, num_rkeys kept, the rkey list zeroed (rxe-interop 2.2).
-        void this.sendLlc({ ...m, flags: m.flags | 0x80, resp: true, rkeys: m.rkeys.map(() => 0) } as LlcMessage);
+      case 'delete_rkey': {
+        // smc_llc_rmt_delete_rkey: forget each rtoken; unknown ones are reported. v1 echoes the request
+        // with RESP, and NEG plus err_mask bit (7 - i) for unknown rkeys; v2 keeps num_rkeys, zeroes the
+        // list and puts the number of unknown rkeys in byte 5 (rxe-interop 2.2).
+        let mask = 0;
+        let invalid = 0;
+        m.rkeys.forEach((k, i) => {
+          if (!this.peerRkeys.delete(k)) {
+            invalid++;
+            if (i < 8) mask |= 0x80 >> i;
+          }
+        });
+        const resp = m.v2
+          ? { ...m, flags: (m.flags | 0x80) & ~0x20, resp: true, negative: false, errMask: invalid, rkeys: m.rkeys.map(() => 0) }
+          : { ...m, flags: m.flags | 0x80 | (mask !== 0 ? 0x20 : 0), resp: true, negative: mask !== 0, errMask: mask };
+        void this.sendLlc(resp);
         return;
+      }
       case 'delete_link':
-        // A single link: deleting it, or ALL, ends the link group (spec 6.5.3).
-        void this.deleteAll(m.reason, m.orderly, m.all && !this.terminating);
+        // A single link: deleting it, or ALL, ends the link group (spec 6.5.3). A server answers with
+        // its own DELETE_LINK ALL|ORDERLY and the same reason (smc_llc_process_srv_delete_link).
+        void this.deleteAll(m.reason, this.role === 'server' || m.orderly, m.all && !this.terminating);
         return;
       case 'request_add_link':
       case 'add_link_cont':

@@ -209,17 +209,18 @@ export class WrQueue {
   }
 
   #drain(): void {
-    if (this.#closed) return;
-    for (;;) {
+    // A completion handler may close the link (error -> link group terminated), destroying the CQ:
+    // check after every completion, never poll a closed queue.
+    while (!this.#closed) {
       const n = this.#cq.poll(this.#wcs, POLL_BATCH);
-      for (let k = 0; k < n; k++) this.#complete(this.#wcs[k]!);
+      for (let k = 0; k < n && !this.#closed; k++) this.#complete(this.#wcs[k]!);
+      if (this.#closed) return;
       if (n < POLL_BATCH) {
-        if (this.#closed) return;
         this.#cq.arm();
         // Close the arm race: anything that completed between the last poll and arm().
         const m = this.#cq.poll(this.#wcs, POLL_BATCH);
         if (m === 0) return;
-        for (let k = 0; k < m; k++) this.#complete(this.#wcs[k]!);
+        for (let k = 0; k < m && !this.#closed; k++) this.#complete(this.#wcs[k]!);
       }
     }
   }
