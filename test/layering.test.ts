@@ -16,7 +16,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/verbs': ['@smc-r/wire'],
   '@smc-r/core': ['@smc-r/wire', '@smc-r/verbs'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
-  '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs'],
+  '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core'],
 };
 const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',

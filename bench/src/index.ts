@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ALLOC_NODE_FLAGS } from './alloc.js';
 import { runWireBench } from './wire.bench.js';
 import { runVerbsBench } from './verbs.bench.js';
+import { runEngineBench } from './engine.bench.js';
 
 function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
   console.log('\n## bytes allocated per op (young generation, exact when no scavenge ran)\n');
   console.log(table(['op', 'bytes/op'], Object.entries(perOp).map(([k, v]) => [k, fmt(v, 2)])));
   await runVerbsBench();
+  await runEngineBench();
 }
 
 main().catch((err: unknown) => {

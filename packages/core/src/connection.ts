@@ -80,6 +80,8 @@ export class SmcConnection extends Duplex {
   #pendingCb: ((err?: Error | null) => void) | null = null;
   #finalCb: ((err?: Error | null) => void) | null = null;
   #waitingSlot = false;
+  /** A control CDC (close flags, consumer update) found no free slot: send it when one frees. */
+  #controlOwed = false;
   #corkTimer: NodeJS.Timeout | null = null;
   #drainTimer: NodeJS.Timeout | null = null;
   #readWanted = false;
@@ -224,6 +226,10 @@ export class SmcConnection extends Duplex {
     this.#waitingSlot = true;
     this.link.wr.whenSlotFree(() => {
       this.#waitingSlot = false;
+      if (this.#controlOwed) {
+        this.#controlOwed = false;
+        if (!this.#sendControlCdc()) return;
+      }
       this.#push();
     });
   }
@@ -234,6 +240,7 @@ export class SmcConnection extends Duplex {
     if (link.closed || link.wr.failed) return false;
     const slot = link.wr.getSlot();
     if (slot < 0) {
+      this.#controlOwed = true;
       this.#waitSlot();
       return false;
     }

@@ -13,7 +13,7 @@ import { ClcChannel, type ClcWaitResult } from './clc-channel.js';
 import {
   clientConfirm, clientOnAccept, clientPrecheck, clientProposal, clientRouteQuery, clcWaitFailure, clcReceiveFailure,
   handshakeFailure, serverAccept, serverOnConfirm, serverOnProposal, serverPrecheck, serverRouteQuery,
-  type ClcFailure, type ClcRocePort, type ClcRoute, type ClcTcpInfo, type ClcPeerRmb,
+  type ClcFailure, type ClcRocePort, type ClientProposalOutcome, type ClcRoute, type ClcTcpInfo, type ClcPeerRmb,
 } from './clc.js';
 import { clcConfig, type ClcConfig, type ClcConfigInit } from './clc-config.js';
 import type { ClcIfAddress } from './clc-ip.js';
@@ -81,6 +81,18 @@ function ifAddressesFor(local: string): ClcIfAddress[] {
   return [];
 }
 
+/** A FIFO async mutex: lock() resolves to the unlock function. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  lock(): Promise<() => void> {
+    let unlock!: () => void;
+    const next = new Promise<void>((r) => { unlock = r; });
+    const prev = this.#tail;
+    this.#tail = prev.then(() => next);
+    return prev.then(() => unlock);
+  }
+}
+
 interface Buffers extends ConnBuffers {
   readonly rmbSize: number;
 }
@@ -96,6 +108,8 @@ export class SmcEngine {
   readonly #gids: readonly GidEntry[];
   readonly #mtu: IbMtu;
   #closed = false;
+  readonly #clientLgrPending = new Mutex();
+  readonly #serverLgrPending = new Mutex();
 
   constructor(opts: SmcEngineOptions) {
     this.#opts = opts;
@@ -309,8 +323,20 @@ export class SmcEngine {
 
     const w = await ch.next(this.#timers.CLC_WAIT);
     if (w.kind !== 'message') return this.#fail(ch, this.#waitFailure(cfg, 'client', w));
-    const route = w.msg.type === 'accept' ? this.#route(clientRouteQuery(prop.offer, w.msg)) : undefined;
-    const acc = clientOnAccept(cfg, prop.offer, w.msg, { lgrs: this.lgrs, ...(route ? { route } : {}) });
+    // Like smc_client_lgr_pending: one first contact at a time, so concurrent connects to the same
+    // peer end up in one link group (the later ones see it when they get the lock).
+    const unlock = await this.#clientLgrPending.lock();
+    try {
+      return await this.#connectLocked(ch, socket, prop, w.msg);
+    } finally {
+      unlock();
+    }
+  }
+
+  async #connectLocked(ch: ClcChannel, socket: Socket, prop: ClientProposalOutcome, msg: ClcMessage): Promise<SmcOutcome> {
+    const cfg = this.cfg;
+    const route = msg.type === 'accept' ? this.#route(clientRouteQuery(prop.offer, msg)) : undefined;
+    const acc = clientOnAccept(cfg, prop.offer, msg, { lgrs: this.lgrs, ...(route ? { route } : {}) });
     if (acc.kind !== 'accepted') return this.#fail(ch, acc);
 
     let lgr: LinkGroup;
@@ -412,10 +438,21 @@ export class SmcEngine {
     if (pre.kind !== 'proceed') return this.#fail(ch, pre);
     const w = await ch.next(this.#timers.CLC_WAIT);
     if (w.kind !== 'message') return this.#fail(ch, this.#waitFailure(cfg, 'server', w));
+    // Like smc_server_lgr_pending: link-group choice and first-contact bring-up are serialized.
+    const unlock = await this.#serverLgrPending.lock();
+    try {
+      return await this.#acceptLocked(ch, socket, w.msg);
+    } finally {
+      unlock();
+    }
+  }
+
+  async #acceptLocked(ch: ClcChannel, socket: Socket, msg: ClcMessage): Promise<SmcOutcome> {
+    const cfg = this.cfg;
     const tcp = this.#tcpInfo(socket);
     const dev = this.#port(tcp.localAddress);
-    const route = w.msg.type === 'proposal' ? this.#route(serverRouteQuery(cfg, w.msg, tcp)) : undefined;
-    const acc = serverOnProposal(cfg, w.msg, { port: dev?.port, tcp, lgrs: this.lgrs, ...(route ? { route } : {}) });
+    const route = msg.type === 'proposal' ? this.#route(serverRouteQuery(cfg, msg, tcp)) : undefined;
+    const acc = serverOnProposal(cfg, msg, { port: dev?.port, tcp, lgrs: this.lgrs, ...(route ? { route } : {}) });
     if (acc.kind !== 'accepting') return this.#fail(ch, acc);
 
     let lgr: LinkGroup;
