@@ -73,4 +73,49 @@ describe('engine over mem: client and server on real TCP loopback', () => {
       srv.close();
     }
   });
+
+  describe('TEST_LINK keepalive (spec 6.4)', () => {
+    it('an idle link is tested and stays up while the peer answers', async () => {
+      await a.close();
+      await b.close();
+      a = new SmcEngine({ context: ctxA, timers: { TEST_LINK_INTERVAL: 100, LLC_WAIT: 200 } });
+      b = new SmcEngine({ context: ctxB, timers: { TEST_LINK_INTERVAL: 100, LLC_WAIT: 200 } });
+      const { s, c, srv } = await pair(a, b);
+      try {
+        if (s.mode !== 'smcr' || c.mode !== 'smcr') throw new Error('expected SMC-R');
+        // engine.close() in afterEach aborts the still-open connections.
+        s.conn.on('error', () => {});
+        c.conn.on('error', () => {});
+        await new Promise((r) => setTimeout(r, 450));
+        const la = [...a.lgrs][0]!;
+        const lb = [...b.lgrs][0]!;
+        assert.ok(la.counters.testLinkSent >= 2, `server sent ${la.counters.testLinkSent} TEST_LINKs`);
+        assert.ok(lb.counters.testLinkAnswered >= 2, `client answered ${lb.counters.testLinkAnswered}`);
+        assert.equal(la.terminating, false);
+        assert.equal(lb.terminating, false);
+      } finally {
+        srv.close();
+      }
+    });
+
+    it('a peer that stops answering takes the link down and aborts its connections', async () => {
+      await a.close();
+      await b.close();
+      a = new SmcEngine({ context: ctxA, timers: { TEST_LINK_INTERVAL: 100, LLC_WAIT: 150 }, qpTimeout: 8, retryCnt: 1 });
+      b = new SmcEngine({ context: ctxB, timers: { TEST_LINK_INTERVAL: 0 } });
+      const { s, c, srv } = await pair(a, b);
+      try {
+        if (s.mode !== 'smcr' || c.mode !== 'smcr') throw new Error('expected SMC-R');
+        const aborted = new Promise<Error>((resolve) => s.conn.once('error', resolve));
+        c.conn.on('error', () => {});
+        // The client's side vanishes without a word: its QP is destroyed, nothing answers any more.
+        [...b.lgrs][0]!.link.close();
+        const err = await aborted;
+        assert.equal((err as { code?: string }).code, 'ERR_SMC_ABORTED');
+        assert.equal(a.lgrs.size, 0, 'the server dropped the link group');
+      } finally {
+        srv.close();
+      }
+    });
+  });
 });
