@@ -199,6 +199,25 @@ export class SmcEngine {
     return { bufs: this.#allocBuffers(), cached: false };
   }
 
+  /**
+   * RMB and send buffer for a new connection (spec 3.6.2 steps 9-10, 3.6.3 step 7): on a reused link
+   * group from its cache, else newly registered, and then announced with CONFIRM_RKEY. Returns the
+   * failure's name when allocation (MEM) or the rkey exchange (ERR_REGBUF) fails.
+   */
+  async #connBuffers(lgr: LinkGroup, reuse: boolean): Promise<Buffers | 'BUF_ALLOC' | 'BUF_REGISTER'> {
+    let got: { bufs: Buffers; cached: boolean };
+    try {
+      got = this.#buffersFor(reuse ? lgr : undefined);
+    } catch {
+      return 'BUF_ALLOC';
+    }
+    if (reuse && !got.cached && !(await this.#confirmRkey(lgr, got.bufs))) {
+      this.#freeBuffers(got.bufs);
+      return 'BUF_REGISTER';
+    }
+    return got.bufs;
+  }
+
   #allocBuffers(): Buffers {
     const blocks: MemoryBlock[] = [];
     try {
@@ -360,22 +379,13 @@ export class SmcEngine {
         return this.#fail(ch, handshakeFailure(cfg, 'LINK_READY', acc.declineVersion));
       }
     }
-    let bufs: Buffers;
-    let cached: boolean;
-    try {
-      ({ bufs, cached } = this.#buffersFor(acc.reuse ? lgr : undefined));
-    } catch {
+    const got = await this.#connBuffers(lgr, acc.reuse !== undefined);
+    if (typeof got === 'string') {
       if (!acc.reuse) void lgr.deleteAll(0, false, false);
-      return this.#fail(ch, handshakeFailure(cfg, 'BUF_ALLOC', acc.declineVersion));
+      return this.#fail(ch, handshakeFailure(cfg, got, acc.declineVersion));
     }
+    const bufs = got;
     const token = lgr.newToken();
-    if (acc.reuse && !cached) {
-      const ok = await this.#confirmRkey(lgr, bufs);
-      if (!ok) {
-        this.#freeBuffers(bufs);
-        return this.#fail(ch, handshakeFailure(cfg, 'BUF_REGISTER', acc.declineVersion));
-      }
-    }
     // Wait for CONFIRM_LINK from before sending Confirm: the server fires it right after the Confirm.
     const confirmLinkWait = acc.reuse ? undefined : lgr.waitLlc('confirm_link', this.#timers.LLC_WAIT_FIRST_CLIENT);
     confirmLinkWait?.catch(() => {});
@@ -470,19 +480,13 @@ export class SmcEngine {
       }
       this.#setLinkUid(lgr, link, 1); // the server picks the link id: the first free one
     }
-    let bufs: Buffers;
-    let cached: boolean;
-    try {
-      ({ bufs, cached } = this.#buffersFor(acc.reuse ? lgr : undefined));
-    } catch {
+    const got = await this.#connBuffers(lgr, acc.reuse !== undefined);
+    if (typeof got === 'string') {
       if (!acc.reuse) void lgr.deleteAll(0, false, false);
-      return this.#fail(ch, handshakeFailure(cfg, 'BUF_ALLOC', acc.declineVersion));
+      return this.#fail(ch, handshakeFailure(cfg, got, acc.declineVersion));
     }
+    const bufs = got;
     const token = lgr.newToken();
-    if (acc.reuse && !cached && !(await this.#confirmRkey(lgr, bufs))) {
-      this.#freeBuffers(bufs);
-      return this.#fail(ch, handshakeFailure(cfg, 'BUF_REGISTER', acc.declineVersion));
-    }
     await ch.send(serverAccept(cfg, acc, { qpn: link.local.qpn, psn: link.local.psn, gid: link.local.gid, mac: link.local.mac, pathMtu: link.local.mtu, ...(acc.reuse ? { peerMtu: acc.reuse.link.peerMtu } : {}) }, this.#rmbOf(bufs, token)));
 
     const cw = await ch.next(this.#timers.CLC_WAIT);
