@@ -152,6 +152,27 @@ export class SmcConnection extends Duplex {
     cb(err);
   }
 
+  // ------------------------------------------------------------------ urgent data (spec 7.5)
+
+  /**
+   * send(MSG_OOB): sends `data` with its last byte as the urgent byte. Ordered after everything written
+   * before, so it is refused (false) while the stream still holds earlier writes or an earlier urgent
+   * send is unconsumed, or the ring lacks room for all of it; try again after 'drain'. The peer gets an
+   * 'urgent' event with the byte; the other bytes arrive in the normal stream.
+   */
+  sendUrgent(data: Buffer): boolean {
+    if (data.length === 0 || this.writableLength > 0 || this.#pendingChunk !== null) return false;
+    if (this.close.sendError() !== null || this.tx.space < data.length) return false;
+    const n = this.tx.write(data, 0, data.length, true);
+    if (n !== data.length) {
+      // tx.write refuses whole (an urgent send is outstanding) or fits all: we checked the space.
+      return false;
+    }
+    this.counters.bytesSent += n;
+    this.#push();
+    return true;
+  }
+
   // ------------------------------------------------------------------ send path
 
   #fillFromPending(): void {
@@ -271,6 +292,10 @@ export class SmcConnection extends Duplex {
     if (r.verdict === 'out-of-sync' || r.verdict === 'bad-cursor') {
       this.destroy(new EngineError(EngineErrorCode.PROTOCOL, `CDC rejected: ${r.verdict}`));
       return;
+    }
+    if (r.urgentArrived) {
+      const b = this.rx.readUrgent();
+      if (b >= 0) this.emit('urgent', b);
     }
     if (r.newBytes > 0) this.#deliver();
     if (r.txWanted || r.freed > 0) {

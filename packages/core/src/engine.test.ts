@@ -74,6 +74,27 @@ describe('engine over mem: client and server on real TCP loopback', () => {
     }
   });
 
+  it('urgent data: the last byte of sendUrgent() arrives as an urgent event, the rest in order in the stream', async () => {
+    const { s, c, srv } = await pair(a, b);
+    try {
+      if (s.mode !== 'smcr' || c.mode !== 'smcr') throw new Error('expected SMC-R');
+      const urgent = new Promise<number>((resolve) => s.conn.once('urgent', resolve));
+      const got = readAll(s.conn);
+      c.conn.write(Buffer.from('before-'));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(c.conn.sendUrgent(Buffer.from('oob!')), true);
+      assert.equal(c.conn.sendUrgent(Buffer.from('x')), false, 'a second urgent send waits for the first to be consumed');
+      assert.equal(await urgent, '!'.charCodeAt(0));
+      c.conn.end(Buffer.from('-after'));
+      s.conn.end();
+      c.conn.resume();
+      assert.equal((await got).toString(), 'before-oob-after');
+    } finally {
+      srv.close();
+    }
+  });
+
   describe('TEST_LINK keepalive (spec 6.4)', () => {
     it('an idle link is tested and stays up while the peer answers', async () => {
       await a.close();
