@@ -206,6 +206,11 @@ export class MemQp implements Qp {
     return this.destroyed;
   }
 
+  /** For the CQ (SoftCqQp). */
+  get gone(): boolean {
+    return this.destroyed;
+  }
+
   // ----------------------------------------------------------------------------------------
   // modify / query
 

@@ -170,6 +170,10 @@ export class SrQp implements Qp {
   readonly sqSigAll: boolean;
   readonly cap: QpCap;
   destroyed = false;
+  /** For the CQ (SoftCqQp). */
+  get gone(): boolean {
+    return this.destroyed;
+  }
   /** @internal device flush bookkeeping. */
   dirty = false;
   private st: QpState = QpState.RESET;
