@@ -143,7 +143,8 @@ const ROWS: readonly Row[] = [
   ['peer abort', ['connected', 'shut', 'peerDW'], 'peerAB', 'PEERCLOSEWAIT2', 'PROCESSABORT', '-', 'none', false, 'ECONNRESET'],
   ['peer abort', ['connected', 'close'], 'peerAB', 'PEERCLOSEWAIT1', 'CLOSED', '-', 'none', true, null],
   ['peer abort', ['connected', 'shut', 'peerDW', 'close'], 'peerAB', 'PEERCLOSEWAIT2', 'CLOSED', '-', 'none', false, null],
-  ['peer abort', ['connected', 'peerDW', 'shut'], 'peerAB', 'APPCLOSEWAIT2', 'CLOSED', '-', 'none', false, 'ECONNRESET'],
+  // APPCLOSEWAIT2: we sent no close flag yet and the peer waits for one: an abort goes out (see close.ts).
+  ['peer abort', ['connected', 'peerDW', 'shut'], 'peerAB', 'APPCLOSEWAIT2', 'CLOSED', 'WA', 'none', false, 'ECONNRESET'],
   ['peer abort', ['connected', 'peerDW', 'close'], 'peerAB', 'PEERFINCLOSEWAIT', 'CLOSED', '-', 'none', false, null],
   ['peer abort', ['connected', 'localAbort'], 'peerAB', 'PEERABORTWAIT', 'CLOSED', '-', 'none', true, null],
   ['peer abort', ['connected', 'peerAB'], 'peerAB', 'PROCESSABORT', 'PROCESSABORT', '-', 'none', false, null],
@@ -817,6 +818,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 describe('close: property (two machines, random interleavings)', () => {
+  it('regression: end, close with unread data, peer half-closes then gets the abort: both reach CLOSED', () => {
+    // The counterexample fast-check found (seed 1513612144): B ends, then closes with unread data
+    // (abort); A, after its own end, receives B's done_writing and abort in APPCLOSEWAIT2.
+    const p = new Pair();
+    p.do(p.b, (m) => m.end(false));
+    p.do(p.b, (m) => m.close(false, true));
+    p.deliver(p.a);
+    p.do(p.a, (m) => m.end(false));
+    p.deliver(p.a);
+    for (const s of [p.a, p.b]) p.do(s, (m) => m.close(false, false));
+    p.deliverAll();
+    assert.equal(p.a.m.state, 'CLOSED', p.a.changes.join(' '));
+    assert.equal(p.b.m.state, 'CLOSED', p.b.changes.join(' '));
+  });
+
   it('only StateError is ever thrown, refused events change nothing, and both ends always finish CLOSED with one close event and one release', () => {
     fc.assert(fc.property(fc.array(opArb, { maxLength: 30 }), (ops) => {
       const p = new Pair();

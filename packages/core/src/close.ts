@@ -716,6 +716,13 @@ export class CloseMachine {
         this.#state = onlyShutdownSent ? 'PROCESSABORT' : 'CLOSED';
         break;
       case 'APPCLOSEWAIT2':
+        // We only shut down writing, so the peer (which aborted from PEERCLOSEWAIT1/2 by closing with
+        // unread data) still waits for a close flag from us, and our application's close() will find
+        // CLOSED and send none: send the abort now, or the peer never leaves PEERCLOSEWAIT (found by the
+        // two-machine property test; the kernel's smc_close_passive_abort_received sends nothing here).
+        if (onlyShutdownSent) this.#sendAbort(a);
+        this.#state = 'CLOSED';
+        break;
       case 'PEERFINCLOSEWAIT':
       case 'PEERABORTWAIT':
         this.#state = 'CLOSED';
