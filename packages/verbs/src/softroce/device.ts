@@ -18,8 +18,8 @@
  * the queue drains and a spare one used.
  */
 import { networkInterfaces } from 'node:os';
+import { mtuEnumAtMost } from '@smc-r/wire';
 import type { DeviceAttr, DeviceInfo, GidEntry, PortAttr } from '../types.js';
-import { IbMtu } from '../types.js';
 import type { Clock, TimerRef } from './clock.js';
 import { IcrcChecker, fillIcrcUdp4 } from './icrc.js';
 import type { DatagramLink, LinkFactory } from './link.js';
@@ -145,10 +145,6 @@ class Prng {
   }
 }
 
-function mtuEnum(bytes: number): IbMtu {
-  return (bytes >= 4096 ? 5 : bytes >= 2048 ? 4 : bytes >= 1024 ? 3 : bytes >= 512 ? 2 : 1) as IbMtu;
-}
-
 export class SoftRoceDevice {
   readonly name: string;
   readonly ip: string;
@@ -226,7 +222,7 @@ export class SoftRoceDevice {
       maxMrSize: 2 ** 31,
       maxInlineData: 256,
     };
-    const active = mtuEnum(cfg.mtu);
+    const active = mtuEnumAtMost(cfg.mtu);
     this.portAttr = { portNum: 1, state: 'ACTIVE', activeMtu: active, maxMtu: active, gidTblLen: 4, linkLayer: 'Ethernet' };
     const ll = Buffer.alloc(16);
     ll[0] = 0xfe;

@@ -47,7 +47,7 @@ import {
   Access, IbMtu, QpState, SendFlag, WcOpcode, WcStatus, WrOpcode,
   type AhAttr, type QpAttr, type QpCap, type QpInitAttr, type QpModify, type QpNum, type Qp, type RecvWr, type SendWr,
 } from '../types.js';
-import { encodeIbPacket, RNR_TIMER_MS } from '@smc-r/wire';
+import { encodeIbPacket, mtuEnumAtMost, RNR_TIMER_MS } from '@smc-r/wire';
 import type { SrCq } from './cq.js';
 import type { SoftRoceDevice } from './device.js';
 import { SrCq as SrCqClass } from './cq.js';
@@ -385,7 +385,7 @@ export class SrQp implements Qp {
       state: this.st,
       qpNum: this.qpNum,
       destQpNum: this.destQpn,
-      pathMtu: (this.mtu >= 4096 ? 5 : this.mtu >= 2048 ? 4 : this.mtu >= 1024 ? 3 : this.mtu >= 512 ? 2 : 1) as IbMtu,
+      pathMtu: mtuEnumAtMost(this.mtu),
       sqPsn: this.sqPsn,
       rqPsn: this.rqPsn,
       timeout: this.timeout,
