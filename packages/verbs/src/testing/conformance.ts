@@ -49,8 +49,6 @@ export interface ConformanceOptions {
   readonly deadPeerRetryCnt?: number;
   /** Upper bound, in ms, for the dead peer to be detected. Default 3000. */
   readonly deadPeerBudgetMs?: number;
-  /** Tests to skip: title substring -> reason (shown in the skipped title). Use sparingly. */
-  readonly skip?: Readonly<Record<string, string>>;
 }
 
 export interface ConformancePair {
@@ -332,15 +330,8 @@ export function verbsConformance(name: string, setup: () => Promise<ConformanceP
   const responderErrState = options.responderStateAfterRemoteError === undefined ? QpState.ERR : options.responderStateAfterRemoteError;
   const lenErrResponder = options.lenErrResponderStatus ?? WcStatus.LOC_LEN_ERR;
   const lenErrRequester = options.lenErrRequesterStatus ?? WcStatus.REM_INV_REQ_ERR;
-  const skip = options.skip ?? {};
-
+  // Every provider runs every test: differences are options above, never skips.
   const test = (title: string, fn: (this: Mocha.Context) => Promise<void> | void): void => {
-    for (const [key, reason] of Object.entries(skip)) {
-      if (title.includes(key)) {
-        it.skip(`${title} [skipped for ${name}: ${reason}]`, fn);
-        return;
-      }
-    }
     it(title, fn);
   };
 
