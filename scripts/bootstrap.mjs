@@ -23,6 +23,11 @@ const TEST_TOOLS = [
   { cmd: 'clang', pkg: 'clang', why: 'compiles the tc cls_bpf packet dropper used by the loss tests' },
   { cmd: 'ip', pkg: 'iproute2', why: 'creates the network namespaces and veth pairs of the softroce tests' },
   { cmd: 'tc', pkg: 'iproute2', why: 'attaches the packet dropper to a veth' },
+  { file: '/usr/include/infiniband/verbs.h', pkg: 'libibverbs-dev', why: 'the ibverbs binding is checked against the real verbs.h (layout and a C test device)' },
+  { file: '/usr/lib/x86_64-linux-gnu/libibverbs.so.1', pkg: 'libibverbs1', why: 'device enumeration through the real libibverbs' },
+  { cmd: 'bpftool', pkg: 'bpftool', why: 'rebuilds the sock_ops program to check the committed bytecode' },
+  { cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'boots a Linux guest with kernel SMC-R for the interop tests' },
+  { cmd: 'busybox', pkg: 'busybox-static', why: 'the interop guest\'s initramfs userland' },
 ];
 
 function log(msg) {
@@ -47,13 +52,18 @@ function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** A tool is present when its command is on PATH, or for libraries and headers, when its file exists. */
+function present(t) {
+  return t.cmd ? have(t.cmd) : existsSync(t.file);
+}
+
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 function ensureDebianTools(tools) {
-  const missing = tools.filter((t) => !have(t.cmd));
+  const missing = tools.filter((t) => !present(t));
   if (missing.length === 0) return;
   if (!isRoot || !have('apt-get')) {
-    for (const t of missing) log(`${t.cmd} missing and not root: tests that need it (${t.why}) will skip and say so`);
+    for (const t of missing) log(`${t.cmd ?? t.file} missing and not root: tests that need it (${t.why}) will skip and say so`);
     return;
   }
   const pkgs = [...new Set(missing.map((t) => t.pkg))];

@@ -14,7 +14,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/wire': [],
   '@smc-r/capture': ['@smc-r/wire'],
   '@smc-r/verbs': ['@smc-r/wire'],
+  '@smc-r/sockops': ['@smc-r/wire'],
+  '@smc-r/ibverbs': ['@smc-r/wire', '@smc-r/verbs'],
   '@smc-r/core': ['@smc-r/wire', '@smc-r/verbs'],
+  '@smc-r/net': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core', '@smc-r/sockops'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
   '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core'],
 };
@@ -22,7 +25,10 @@ const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',
   '@smc-r/capture': 'packages/capture',
   '@smc-r/verbs': 'packages/verbs',
+  '@smc-r/sockops': 'bindings/sockops',
+  '@smc-r/ibverbs': 'bindings/ibverbs',
   '@smc-r/core': 'packages/core',
+  '@smc-r/net': 'packages/net',
   '@smc-r/cli': 'packages/cli',
   '@smc-r/bench': 'bench',
 };
