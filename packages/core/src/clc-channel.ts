@@ -80,6 +80,14 @@ export class ClcChannel {
     });
   }
 
+  /**
+   * Puts a message taken with next() back at the head of the queue, so a fallback hands its bytes to
+   * the application (the echo defence: a reflected Proposal is TCP data, not a handshake step).
+   */
+  putBack(msg: ClcMessage): void {
+    this.#queue.unshift(msg);
+  }
+
   /** Writes one CLC message. */
   send(msg: ClcMessage): Promise<void> {
     const buf = clcToBuffer(msg);

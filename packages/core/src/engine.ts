@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type { Socket } from 'node:net';
-import { SmcReason, type ClcMessage, type LlcConfirmLink, type LlcMessage } from '@smc-r/wire';
+import { SmcReason, WireError, WireErrorCode, type ClcMessage, type LlcConfirmLink, type LlcMessage } from '@smc-r/wire';
 import { Access, type Context, type GidEntry, type IbMtu, type MemoryBlock, type Pd } from '@smc-r/verbs';
 import { ClcChannel, type ClcWaitResult } from './clc-channel.js';
 import {
@@ -35,6 +35,11 @@ export type SmcOutcome =
       /** The peer's Decline code, when it declined. */
       readonly peerDiagnosis: number | undefined;
       readonly detail: string;
+      /**
+       * Set when the echo defence fell back: the peer's SMC option looked like an echo of ours (its
+       * answer to our Proposal was not a CLC message, or was our Proposal). The negotiator learns from it.
+       */
+      readonly suspectedEcho?: true;
     };
 
 export interface SmcEngineOptions {
@@ -62,6 +67,21 @@ export interface HandshakeOptions {
   readonly peerSignalledSmc: boolean;
   /** A fallback reason set before the handshake (policy: 0x03010001, TCP Fast Open: 0x03060000). */
   readonly presetFallback?: number;
+  /**
+   * Client only. A non-SMC server can reflect the SMC option (a middlebox or a stack that echoes
+   * unknown options), and then answers our Proposal with its own protocol's bytes, or with our
+   * Proposal when it echoes data. The kernel fails such a connection (EPROTO / ETIMEDOUT); with this
+   * set, an answer that does not start with a CLC eyecatcher, or that is a Proposal, falls back to
+   * TCP instead (PEERNOSMC, `suspectedEcho`), and those bytes reach the application as TCP data.
+   */
+  readonly echoDefence?: boolean;
+}
+
+/** Whether a failed CLC read means "this is not CLC at all" (first bytes are no eyecatcher). */
+function notClc(w: ClcWaitResult): boolean {
+  if (w.kind !== 'garbage') return false;
+  const e = w.error;
+  return e instanceof WireError && e.code === WireErrorCode.BAD_EYECATCHER;
 }
 
 const R = SmcReason;
@@ -341,6 +361,16 @@ export class SmcEngine {
     await ch.send(prop.proposal);
 
     const w = await ch.next(this.#timers.CLC_WAIT);
+    if (hs.echoDefence === true && (notClc(w) || (w.kind === 'message' && w.msg.type === 'proposal'))) {
+      if (w.kind === 'message') ch.putBack(w.msg);
+      ch.release();
+      return {
+        mode: 'tcp', socket, reason: R.PEERNOSMC.code, peerDiagnosis: undefined, suspectedEcho: true,
+        detail: w.kind === 'message'
+          ? 'the peer answered our Proposal with a Proposal: it echoes data, and its SMC option was an echo of ours'
+          : 'the answer to our Proposal is not a CLC message: the SMC option was echoed by a non-SMC peer',
+      };
+    }
     if (w.kind !== 'message') return this.#fail(ch, this.#waitFailure(cfg, 'client', w));
     // Like smc_client_lgr_pending: one first contact at a time, so concurrent connects to the same
     // peer end up in one link group (the later ones see it when they get the lock).

@@ -134,6 +134,13 @@ function write(s: Socket, b: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => s.write(b, (e) => (e ? reject(e) : resolve())));
 }
 
+/** The handshake fails with an EngineError of `code`. */
+async function fails(p: Promise<SmcOutcome>, code: string): Promise<void> {
+  const err = await within(p.then(() => null, (e: unknown) => e), 3000, 'the handshake to fail');
+  assert.ok(err instanceof EngineError, `expected an EngineError, got ${String(err)}`);
+  assert.equal((err as EngineError).code, code);
+}
+
 function closed(s: Socket, ms = WAIT): Promise<void> {
   if (s.destroyed) return Promise.resolve();
   return within(new Promise<void>((resolve) => s.once('close', () => resolve())), ms, 'the socket to close');
@@ -521,12 +528,6 @@ describe('fallback (end to end)', () => {
   });
 
   describe('no fallback: the handshake fails and the socket is destroyed (negative errno, spec 3.2, 4.1)', () => {
-    async function fails(p: Promise<SmcOutcome>, code: string): Promise<void> {
-      const err = await within(p.then(() => null, (e: unknown) => e), 3000, 'the handshake to fail');
-      assert.ok(err instanceof EngineError, `expected an EngineError, got ${String(err)}`);
-      assert.equal((err as EngineError).code, code);
-    }
-
     it('a server that gets garbage instead of a Proposal: ERR_SMC_PROTOCOL (EPROTO), connection dropped', async () => {
       const e = await engine();
       const { client, server } = await pair();
@@ -557,7 +558,7 @@ describe('fallback (end to end)', () => {
       await fails(out, EngineErrorCode.RESET);
     });
 
-    it('a non-SMC server that greets first, although the SYN-ACK seemed to carry the option: EPROTO, as in the kernel (the option-echo case belongs to the negotiator)', async () => {
+    it('a non-SMC server that greets first, although the SYN-ACK seemed to carry the option, without the echo defence: EPROTO, as in the kernel', async () => {
       // The kernel reads the banner where it expects an Accept, finds no CLC header, fails connect()
       // with EPROTO (smc_clc_wait_msg, spec 3.2); it cannot fall back. A middlebox that echoes the
       // option (spec 2.3) is the negotiator's problem: it must not report peerSignalledSmc then.
@@ -567,6 +568,64 @@ describe('fallback (end to end)', () => {
       await write(server, '220 smtp.example.com ESMTP ready\r\n');
       await fails(e.connect(client, SMC), EngineErrorCode.PROTOCOL);
       assert.equal(client.destroyed, true);
+    });
+  });
+
+  describe('echo defence (HandshakeOptions.echoDefence, set by the negotiator): a reflected SMC option', () => {
+    const ECHO: HandshakeOptions = { peerSignalledSmc: true, echoDefence: true };
+
+    it('a server that greets first: TCP PEERNOSMC, suspectedEcho, and the greeting reaches the application', async () => {
+      const e = await engine();
+      const { client, server } = await pair();
+      let seen = Buffer.alloc(0);
+      server.on('data', (c: Buffer) => { seen = Buffer.concat([seen, c]); });
+      const banner = '220 smtp.example.com ESMTP ready\r\n';
+      await write(server, banner);
+      const out = await within(e.connect(client, ECHO), WAIT, 'the fallback');
+      assert.equal(out.mode, 'tcp');
+      const t = out as Tcp;
+      assert.equal(t.reason, R.PEERNOSMC.code);
+      assert.equal(t.suspectedEcho, true);
+      assert.equal((await readExactly(t.socket, banner.length)).toString(), banner);
+      // The same socket still carries data both ways: the server got our Proposal (garbage to it), then QUIT.
+      await write(t.socket, 'QUIT');
+      await within((async () => { while (!seen.toString('latin1').endsWith('QUIT')) await new Promise((r) => setTimeout(r, 5)); })(), WAIT, 'QUIT at the server');
+      assert.equal(seen.subarray(0, 4).toString('hex'), 'e2d4c3d9');
+    });
+
+    it('a server that echoes data: our own Proposal comes back, reaches the application as TCP data', async () => {
+      const e = await engine();
+      const { client, server } = await pair();
+      server.on('data', (c: Buffer) => server.write(c));
+      const out = await within(e.connect(client, ECHO), WAIT, 'the fallback');
+      assert.equal(out.mode, 'tcp');
+      const t = out as Tcp;
+      assert.equal(t.reason, R.PEERNOSMC.code);
+      assert.equal(t.suspectedEcho, true);
+      const head = await readExactly(t.socket, 8);
+      assert.equal(head.subarray(0, 4).toString('latin1'), '\xe2\xd4\xc3\xd9', 'the echoed bytes start with the CLC eyecatcher');
+      assert.equal(head[4], 1, 'the echoed message is a Proposal (type 1)');
+      const len = head.readUInt16BE(5);
+      await readExactly(t.socket, len - 8);
+      const echoed = readExactly(t.socket, 5);
+      await write(t.socket, 'hello');
+      assert.equal((await echoed).toString(), 'hello');
+    });
+
+    it('a real CLC message that does not decode is still EPROTO: the defence never hides an SMC peer\'s error', async () => {
+      const e = await engine();
+      const { client, server } = await pair();
+      server.resume();
+      // eyecatcher SMCR, type 2 (Accept), length 4: shorter than any header
+      await write(server, Buffer.from('e2d4c3d902000412', 'hex'));
+      await fails(e.connect(client, ECHO), EngineErrorCode.PROTOCOL);
+    });
+
+    it('silence after our Proposal is still ETIMEDOUT (the negotiator learns from the error)', async () => {
+      const e = await engine();
+      const { client, server } = await pair();
+      server.resume();
+      await fails(e.connect(client, ECHO), EngineErrorCode.TIMEOUT);
     });
   });
 
