@@ -68,11 +68,13 @@ export interface HandshakeOptions {
   /** A fallback reason set before the handshake (policy: 0x03010001, TCP Fast Open: 0x03060000). */
   readonly presetFallback?: number;
   /**
-   * Client only. A non-SMC server can reflect the SMC option (a middlebox or a stack that echoes
+   * Client: a non-SMC server can reflect the SMC option (a middlebox or a stack that echoes
    * unknown options), and then answers our Proposal with its own protocol's bytes, or with our
    * Proposal when it echoes data. The kernel fails such a connection (EPROTO / ETIMEDOUT); with this
    * set, an answer that does not start with a CLC eyecatcher, or that is a Proposal, falls back to
    * TCP instead (PEERNOSMC, `suspectedEcho`), and those bytes reach the application as TCP data.
+   * Server: when the SYN-ACK could not carry the option (TCP_SAVE_SYN detection), a client that
+   * offered SMC goes on as TCP; its first bytes, not a CLC eyecatcher, make us fall back the same way.
    */
   readonly echoDefence?: boolean;
 }
@@ -477,6 +479,13 @@ export class SmcEngine {
     const pre = serverPrecheck({ peerSignalledSmc: hs.peerSignalledSmc, ...(hs.presetFallback !== undefined ? { presetFallback: hs.presetFallback } : {}) });
     if (pre.kind !== 'proceed') return this.#fail(ch, pre);
     const w = await ch.next(this.#timers.CLC_WAIT);
+    if (hs.echoDefence === true && notClc(w)) {
+      ch.release();
+      return {
+        mode: 'tcp', socket, reason: R.PEERNOSMC.code, peerDiagnosis: undefined,
+        detail: 'the client sent data instead of a Proposal: it saw no SMC option in our SYN-ACK and went on as TCP',
+      };
+    }
     if (w.kind !== 'message') return this.#fail(ch, this.#waitFailure(cfg, 'server', w));
     // Like smc_server_lgr_pending: link-group choice and first-contact bring-up are serialized.
     const unlock = await this.#serverLgrPending.lock();

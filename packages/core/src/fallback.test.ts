@@ -621,6 +621,17 @@ describe('fallback (end to end)', () => {
       await fails(e.connect(client, ECHO), EngineErrorCode.PROTOCOL);
     });
 
+    it('server: a client that sends data instead of a Proposal falls back to TCP (PEERNOSMC), its bytes kept', async () => {
+      const e = await engine();
+      const { client, server } = await pair();
+      const out = e.accept(server, ECHO);
+      await write(client, 'GET / HTTP/1.1\r\n\r\n');
+      const o = await within(out, WAIT, 'the fallback');
+      assert.equal(o.mode, 'tcp');
+      assert.equal((o as Tcp).reason, R.PEERNOSMC.code);
+      assert.equal((await readExactly(o.socket, 18)).toString(), 'GET / HTTP/1.1\r\n\r\n');
+    });
+
     it('silence after our Proposal is still ETIMEDOUT (the negotiator learns from the error)', async () => {
       const e = await engine();
       const { client, server } = await pair();
