@@ -20,12 +20,12 @@ if (!jobs.includes(job)) {
 const TEST_TOOLS = [
   { cmd: 'tshark', pkg: 'tshark', why: 'independent SMC/InfiniBand dissector used as the conformance oracle' },
   { cmd: 'tcpdump', pkg: 'tcpdump', why: 'captures real loopback traffic for the oracle tests' },
-  { cmd: 'clang', pkg: 'clang', why: 'compiles the tc cls_bpf packet dropper used by the loss tests' },
+  { cmd: 'clang', pkg: 'clang', why: 'compiles the tc cls_bpf packet dropper of the loss tests, and rebuilds the sock_ops program to check the committed artefact' },
   { cmd: 'ip', pkg: 'iproute2', why: 'creates the network namespaces and veth pairs of the softroce tests' },
   { cmd: 'tc', pkg: 'iproute2', why: 'attaches the packet dropper to a veth' },
   { file: '/usr/include/infiniband/verbs.h', pkg: 'libibverbs-dev', why: 'the ibverbs binding is checked against the real verbs.h (layout and a C test device)' },
   { file: '/usr/lib/x86_64-linux-gnu/libibverbs.so.1', pkg: 'libibverbs1', why: 'device enumeration through the real libibverbs' },
-  { cmd: 'bpftool', pkg: 'bpftool', why: 'rebuilds the sock_ops program to check the committed bytecode' },
+  { cmd: 'bpftool', pkg: 'bpftool', why: 'verifies independently that the sock_ops link and program are gone after close (test/sockops)' },
   { cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'boots a Linux guest with kernel SMC-R for the interop tests' },
   { cmd: 'busybox', pkg: 'busybox-static', why: 'the interop guest\'s initramfs userland' },
 ];
