@@ -6,8 +6,9 @@
 //    device (server 127.0.0.1, client 127.0.0.2: RoCEv2 over UDP, RC in user space); the CLC
 //    handshake runs on a TCP connection over 127.0.0.1. Both move data at once, check it with
 //    sha256, and the demo prints each side's mode (SMCR, or TCP with the reason code) and the
-//    throughput. The SMC TCP option is not negotiated yet (the eBPF negotiator is a later issue):
-//    both sides assume the peer signalled SMC.
+//    throughput. Run as root, each side's negotiator loads the eBPF sock_ops program that puts the
+//    SMC TCP option on the SYN and SYN-ACK, and each reads from the kernel whether its peer sent
+//    it; without root both sides run in 'assume' mode (the peer is taken to be SMC-capable).
 // 2. The capture decoder: a sample SMC-Rv2 capture written and decoded by `smcr decode`.
 //
 // Options: --mib N (data per direction, default 64), --no-decode (skip part 2).
@@ -15,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash, randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -42,8 +43,19 @@ function keystream(seed) {
 }
 
 async function loadStack() {
-  const [core, verbs, wire] = await Promise.all([import('@smc-r/core'), import('@smc-r/verbs'), import('@smc-r/wire')]);
-  return { SmcEngine: core.SmcEngine, SoftRoceProvider: verbs.SoftRoceProvider, formatFallback: wire.formatFallback };
+  const [core, verbs, wire, net, sockops] = await Promise.all([
+    import('@smc-r/core'), import('@smc-r/verbs'), import('@smc-r/wire'), import('@smc-r/net'), import('@smc-r/sockops'),
+  ]);
+  return {
+    SmcEngine: core.SmcEngine, SoftRoceProvider: verbs.SoftRoceProvider, formatFallback: wire.formatFallback,
+    Negotiator: net.Negotiator, dial: net.dial, answer: net.answer, sockopsAvailability: sockops.sockopsAvailability,
+  };
+}
+
+/** bpf when this process may load the sock_ops program (root), else assume; with the reason. */
+function negotiationMode(stack) {
+  const av = stack.sockopsAvailability();
+  return av.ok ? { mode: 'bpf', why: 'root: the eBPF sock_ops program writes and reads the option' } : { mode: 'assume', why: `bpf unavailable: ${av.missing}` };
 }
 
 function describeOutcome(o, formatFallback) {
@@ -108,22 +120,27 @@ async function serve(cfg) {
   const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
   const deadline = setTimeout(() => { say({ event: 'error', error: 'server deadline (60 s) passed' }); process.exit(1); }, 60_000);
   deadline.unref();
-  const { SmcEngine, SoftRoceProvider, formatFallback } = await loadStack();
+  const stack = await loadStack();
+  const { SmcEngine, SoftRoceProvider, formatFallback, Negotiator, answer } = stack;
+  const negotiator = Negotiator.open({ mode: cfg.mode });
   const provider = new SoftRoceProvider({ devices: [{ name: 'demo-server', ip: SERVER_IP, port: cfg.udpPort, mtu: 4096 }] });
   const ctx = await provider.open('demo-server');
   const engine = new SmcEngine({ context: ctx, clc: { rmbSize: BUF, sndbufSize: BUF } });
   const srv = createServer();
   srv.listen(0, SERVER_IP);
   await once(srv, 'listening');
+  negotiator.serve(srv);
   say({ event: 'listening', port: srv.address().port, pid: process.pid });
   const [sock] = await once(srv, 'connection');
+  negotiator.unserve(srv);
   srv.close();
-  const o = await engine.accept(sock, { peerSignalledSmc: true });
-  say({ event: 'outcome', ...describeOutcome(o, formatFallback) });
+  const o = await answer(engine, negotiator, sock);
+  say({ event: 'outcome', ...describeOutcome(o, formatFallback), peerSignalled: negotiator.stats.peerSignalled > 0 });
   const r = await transfer(o.mode === 'smcr' ? o.conn : o.socket, cfg.bytes, 2, 1);
   say({ event: 'done', ...r });
   await engine.close();
   await ctx.close();
+  negotiator.close();
   process.exit(0);
 }
 
@@ -151,12 +168,12 @@ async function smcrDemo(mib) {
     console.log('  skipped: @smc-r/verbs does not export SoftRoceProvider yet\n');
     return 0;
   }
-  const { SmcEngine, SoftRoceProvider, formatFallback } = stack;
+  const { SmcEngine, SoftRoceProvider, formatFallback, Negotiator, dial } = stack;
   const bytes = mib * MiB;
   const udpPort = randomInt(20000, 60000);
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const { mode, why } = negotiationMode(stack);
 
-  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', JSON.stringify({ udpPort, bytes })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve', JSON.stringify({ udpPort, bytes, mode })], { stdio: ['ignore', 'pipe', 'inherit'] });
   const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   killer.unref();
   const events = [];
@@ -186,27 +203,34 @@ async function smcrDemo(mib) {
 
   let ctx;
   let engine;
+  let negotiator;
   try {
     const listening = await next('listening');
     console.log(`  server  pid ${listening.pid}: softroce device ${SERVER_IP} (UDP ${udpPort}), TCP listening on ${SERVER_IP}:${listening.port}`);
     console.log(`  client  pid ${process.pid}: softroce device ${CLIENT_IP} (UDP ${udpPort}), TCP connect to ${SERVER_IP}:${listening.port}`);
     console.log(`  RMB and send buffer: ${fmtMiB(BUF)} per connection, path MTU 4096`);
-    console.log(`  SMC negotiation: 'assume' mode: both sides proceed as if the peer's SYN carried the SMC TCP option.`);
-    console.log(`  (The eBPF negotiator that puts the option on the wire is a later issue${isRoot ? '' : ', and will need root'}.)\n`);
+    console.log(`  SMC negotiation: '${mode}' mode (${why})`);
+    if (mode === 'assume') console.log('  (run as root to put the SMC TCP option on the wire through the eBPF negotiator)');
 
     const provider = new SoftRoceProvider({ devices: [{ name: 'demo-client', ip: CLIENT_IP, port: udpPort, mtu: 4096 }] });
     ctx = await provider.open('demo-client');
     engine = new SmcEngine({ context: ctx, clc: { rmbSize: BUF, sndbufSize: BUF } });
-    const sock = connect(listening.port, SERVER_IP);
-    await once(sock, 'connect');
+    negotiator = Negotiator.open({ mode });
     const t0 = performance.now();
-    const o = await engine.connect(sock, { peerSignalledSmc: true });
+    const { outcome: o } = await dial({ engine, negotiator, host: SERVER_IP, port: listening.port });
     const hsMs = performance.now() - t0;
     const mine = describeOutcome(o, formatFallback);
     const theirs = await next('outcome');
+    if (mode === 'bpf') {
+      const ps = negotiator.programStats() ?? {};
+      const said = (b) => (b ? 'yes' : 'no');
+      console.log(`  SMC option (kind 254, ExID E2D4C3D9): client's SYN-ACK carried it: ${said(negotiator.stats.peerSignalled > 0)}; server's SYN carried it: ${said(theirs.peerSignalled)}`);
+      console.log(`  sock_ops program counters (client): ${Object.entries(ps).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'}`);
+    }
+    console.log('');
     console.log(`  client mode: ${mine.text}`);
     console.log(`  server mode: ${theirs.text}`);
-    console.log(`  handshake: ${hsMs.toFixed(1)} ms (${mine.mode === 'smcr' ? 'CLC + RoCE link bring-up' : 'CLC until the fallback'})\n`);
+    console.log(`  handshake: ${hsMs.toFixed(1)} ms (${mine.mode === 'smcr' ? 'TCP + CLC + RoCE link bring-up' : 'TCP + CLC until the fallback'})\n`);
 
     console.log(`  moving ${fmtMiB(bytes)} each way at once over ${mine.mode === 'smcr' ? 'SMC-R (RDMA WRITEs into the peer\'s RMB)' : 'the TCP fallback'} ...`);
     const c = await transfer(mine.mode === 'smcr' ? o.conn : o.socket, bytes, 1, 2);
@@ -241,6 +265,7 @@ async function smcrDemo(mib) {
     clearTimeout(killer);
     await engine?.close().catch(() => {});
     await ctx?.close().catch(() => {});
+    negotiator?.close();
   }
 }
 
