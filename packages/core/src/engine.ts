@@ -43,8 +43,12 @@ export type SmcOutcome =
     };
 
 export interface SmcEngineOptions {
-  /** An opened verbs device (mem, softroce or ibverbs). */
-  readonly context: Context;
+  /**
+   * An opened verbs device (mem, softroce or ibverbs), or null when this host has none: then every
+   * connection falls back as the kernel's does without a device (0x03030000, NOSMCDEV: a client sends
+   * no Proposal, a server declines the peer's).
+   */
+  readonly context: Context | null;
   readonly portNum?: number;
   /** CLC configuration (UEIDs, versions, buffer sizes...); systemId and hostname default sensibly. */
   readonly clc?: Partial<ClcConfigInit>;
@@ -120,8 +124,8 @@ interface Buffers extends ConnBuffers {
 }
 
 export class SmcEngine {
-  readonly context: Context;
-  readonly pd: Pd;
+  readonly context: Context | null;
+  readonly pd: Pd | null;
   readonly cfg: ClcConfig;
   readonly lgrs = new Set<LinkGroup>();
   readonly #opts: SmcEngineOptions;
@@ -138,10 +142,11 @@ export class SmcEngine {
     this.context = opts.context;
     this.#portNum = opts.portNum ?? 1;
     this.#timers = { ...Timers, ...(opts.timers ?? {}) } as typeof Timers;
-    this.pd = this.context.allocPd();
-    const port = this.context.queryPort(this.#portNum);
-    this.#mtu = port.activeMtu;
-    this.#gids = this.context.gidTable(this.#portNum);
+    // Without a device the GID table is empty, so no RoCE port is ever found (spec 3.3.6) and the CLC
+    // decisions fall back with NOSMCDEV before anything below needs the PD.
+    this.pd = this.context?.allocPd() ?? null;
+    this.#mtu = this.context?.queryPort(this.#portNum).activeMtu ?? 3;
+    this.#gids = this.context?.gidTable(this.#portNum) ?? [];
     const v2 = this.#v2Gid(undefined);
     const mac = v2 ? macFromGid(v2.gid) : Buffer.alloc(6);
     this.cfg = clcConfig({
@@ -149,6 +154,12 @@ export class SmcEngine {
       hostname: osHostname().slice(0, 32),
       ...(opts.clc ?? {}),
     });
+  }
+
+  /** The device, where one is needed (never reached without one: no port means no link, no buffers). */
+  #device(): Context {
+    if (this.context === null) throw new EngineError(EngineErrorCode.STATE, 'this engine has no RDMA device');
+    return this.context;
   }
 
   #v2Gid(localAddress: string | undefined): GidEntry | undefined {
@@ -187,7 +198,7 @@ export class SmcEngine {
 
   #newLink(lgr: LinkGroup, gid: Buffer, mac: Buffer): Link {
     const link = new Link({
-      ctx: this.context, pd: this.pd, portNum: this.#portNum, gidIndex: this.#gidIndexOf(gid, lgr.version), gid, mac, mtu: this.#mtu,
+      ctx: this.#device(), pd: this.pd!, portNum: this.#portNum, gidIndex: this.#gidIndexOf(gid, lgr.version), gid, mac, mtu: this.#mtu,
       v2: lgr.version === 2,
       handlers: {
         onReceive: (buf, off, len) => lgr.onReceive(buf, off, len),
@@ -243,12 +254,13 @@ export class SmcEngine {
   #allocBuffers(): Buffers {
     const blocks: MemoryBlock[] = [];
     try {
-      const rmbBlock = this.context.allocMemory(this.cfg.rmbSize);
+      const ctx = this.#device();
+      const rmbBlock = ctx.allocMemory(this.cfg.rmbSize);
       blocks.push(rmbBlock);
-      const rmbMr = this.pd.registerMr(rmbBlock, 0, this.cfg.rmbSize, Access.LOCAL_WRITE | Access.REMOTE_WRITE);
-      const sndBlock = this.context.allocMemory(this.cfg.sndbufSize);
+      const rmbMr = this.pd!.registerMr(rmbBlock, 0, this.cfg.rmbSize, Access.LOCAL_WRITE | Access.REMOTE_WRITE);
+      const sndBlock = ctx.allocMemory(this.cfg.sndbufSize);
       blocks.push(sndBlock);
-      const sndMr = this.pd.registerMr(sndBlock, 0, this.cfg.sndbufSize, Access.LOCAL_WRITE);
+      const sndMr = this.pd!.registerMr(sndBlock, 0, this.cfg.sndbufSize, Access.LOCAL_WRITE);
       return { rmbBlock, rmbMr, sndBlock, sndMr, rmbSize: this.cfg.rmbSize };
     } catch (e) {
       for (const b of blocks) b.free();
@@ -584,6 +596,6 @@ export class SmcEngine {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.lgrs].map((g) => g.deleteAll(0x00020000, false)));
-    this.pd.close();
+    this.pd?.close();
   }
 }

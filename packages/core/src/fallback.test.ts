@@ -276,6 +276,17 @@ describe('fallback (end to end)', () => {
       await expectFallback(await engine(), await engine({ wrap: { gidTable: noRoceV2 } }), { c: 'TCP 0x03030000', s: 'TCP 0x05000000/0x03030000' });
     });
 
+    it('NOSMCDEV (0x03030000): a host with no RDMA device at all (context null), as client and as server', async () => {
+      const none = (): SmcEngine => {
+        const e = new SmcEngine({ context: null, timers: TIMERS });
+        world.engines.push(e);
+        return e;
+      };
+      assert.equal(none().pd, null);
+      await expectFallback(await engine(), none(), { c: 'TCP 0x03030000', s: 'TCP 0x05000000/0x03030000' });
+      await expectFallback(none(), await engine({ clc: { versions: [1] } }), { s: 'TCP 0x03030000', c: 'TCP 0x05000000/0x03030000' });
+    });
+
     it('NOSMCDEV: a client with SMC-Rv2 only and no UEID offers nothing (Linux: smc_find_proposal_devices drops v2 without UEIDs)', async () => {
       await expectFallback(await engine(), await engine({ clc: { ueids: [], versions: [2] } }), { c: 'TCP 0x03030000', s: 'TCP 0x05000000/0x03030000' });
     });
