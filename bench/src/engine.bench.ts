@@ -183,6 +183,8 @@ export interface EngineBenchOptions {
   /** Round trips per block (default 2000) and blocks per transport (default 5). */
   readonly rtts?: number;
   readonly rttBlocks?: number;
+  /** Run only one workload (profiling). */
+  readonly only?: 'bulk' | 'rr';
 }
 
 export async function runEngineBench(opts: EngineBenchOptions = {}): Promise<void> {
@@ -199,7 +201,18 @@ export async function runEngineBench(opts: EngineBenchOptions = {}): Promise<voi
   const small = await smcEngines(core, 64 * KiB);
   const large = await smcEngines(core, 1 * MiB);
   try {
-    // ---- bulk
+    if (opts.only !== 'rr') await bulkSection();
+    if (opts.only !== 'bulk') await rrSection();
+    console.log('Both ends of each connection run in this one process: the mem provider copies in user space on the event loop,');
+    console.log('TCP copies in the kernel during the socket syscalls; the SMC-R CLC handshake itself runs over TCP and is not timed.');
+  } catch (e) {
+    console.log(`engine benchmark failed: ${(e as Error).stack ?? String(e)}`);
+  } finally {
+    await small.close();
+    await large.close();
+  }
+
+  async function bulkSection(): Promise<void> {
     const variants: { name: string; make: () => Promise<StreamPair> }[] = [
       { name: 'TCP loopback', make: tcpPair },
       { name: 'SMC-R mem, 64 KiB RMB/sndbuf', make: () => small.pair() },
@@ -220,8 +233,9 @@ export async function runEngineBench(opts: EngineBenchOptions = {}): Promise<voi
     ));
     const bestBulk = Math.max(median(mbps[1]!), median(mbps[2]!)) / tcpBulk;
     console.log(`\nbulk goal SMC-R >= 2x TCP: best ${fmt(bestBulk, 2)}x, ${bestBulk >= 2 ? 'met' : 'not met'}.`);
+  }
 
-    // ---- request/response
+  async function rrSection(): Promise<void> {
     const rr: { name: string; make: () => Promise<StreamPair> }[] = [
       { name: 'TCP loopback (nodelay)', make: tcpPair },
       { name: 'SMC-R mem, 64 KiB RMB/sndbuf', make: () => small.pair() },
@@ -244,12 +258,5 @@ export async function runEngineBench(opts: EngineBenchOptions = {}): Promise<voi
     ));
     const rttRatio = sums[1]!.medianNs / sums[0]!.medianNs;
     console.log(`\nround-trip goal SMC-R <= 0.25x TCP: ${fmt(rttRatio, 2)}x, ${rttRatio <= 0.25 ? 'met' : 'not met'}.`);
-    console.log('Both ends of each connection run in this one process: the mem provider copies in user space on the event loop,');
-    console.log('TCP copies in the kernel during the socket syscalls; the SMC-R CLC handshake itself runs over TCP and is not timed.');
-  } catch (e) {
-    console.log(`engine benchmark failed: ${(e as Error).stack ?? String(e)}`);
-  } finally {
-    await small.close();
-    await large.close();
   }
 }

@@ -58,6 +58,12 @@ export interface ConnCounters {
 
 const TWO32 = 0x1_0000_0000;
 
+/** The registered range of `block` as a plain Uint8Array view (one per connection). */
+function ringView(block: MemoryBlock, mr: Mr): Uint8Array {
+  const b = block.buffer;
+  return new Uint8Array(b.buffer, b.byteOffset + mr.offset, mr.length);
+}
+
 export class SmcConnection extends Duplex {
   readonly token: number;
   readonly role: 'client' | 'server';
@@ -101,8 +107,9 @@ export class SmcConnection extends Duplex {
       sndbufSize: opts.buffers.sndMr.length, rmbeSize: opts.buffers.rmbMr.length,
       peerRmbeSize: opts.peer.rmbeSize, peerToken: opts.peer.token,
     });
-    const snd = opts.buffers.sndBlock.buffer.subarray(opts.buffers.sndMr.offset, opts.buffers.sndMr.offset + opts.buffers.sndMr.length);
-    const rmb = opts.buffers.rmbBlock.buffer.subarray(opts.buffers.rmbMr.offset, opts.buffers.rmbMr.offset + opts.buffers.rmbMr.length);
+    // Plain Uint8Array views, not Buffer subarrays: see wr.ts on Buffers over resizable memory.
+    const snd = ringView(opts.buffers.sndBlock, opts.buffers.sndMr);
+    const rmb = ringView(opts.buffers.rmbBlock, opts.buffers.rmbMr);
     this.tx = new SmcTx(this.state, snd);
     this.rx = new SmcRx(this.state, rmb, this.tx);
     this.close = new CloseMachine();
@@ -235,8 +242,8 @@ export class SmcConnection extends Duplex {
   }
 
   #postCdc(slot: number, fields: CdcFields, mark: number): void {
-    const buf = this.link.wr.slotBuffer(slot);
-    encodeCdc(fields, buf, 0);
+    const wr = this.link.wr;
+    encodeCdc(fields, wr.sendMemory, wr.slotOffset(slot));
     // The tag carries our index and the mark so the link group routes the completion back to us.
     this.link.wr.postMessage(slot, 44, this.index * SEND_TAG_SCALE + mark);
     this.counters.cdcSent++;

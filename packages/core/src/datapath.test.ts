@@ -475,7 +475,7 @@ describe('core/datapath: simulated pair (tx + rx, RDMA WRITEs as copies, delayed
       b.tx.onSendComplete(mark);
     };
     const bytes = perOp(cycle, 5_000);
-    // write() and read() copy 1000 bytes with Buffer#copy, which makes one short-lived view each
+    // write() and read() copy 1000 bytes with TypedArray#set, which makes one short-lived view each
     // for a partial copy; everything else must add nothing.
     assert.ok(bytes <= 2 * 96 + 1, `a 1000-byte cycle allocates ${bytes} B`);
     // With 32-byte messages the copies are loops: the whole cycle is allocation-free.

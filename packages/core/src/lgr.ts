@@ -162,7 +162,7 @@ export class LinkGroup implements LgrView {
   // ------------------------------------------------------------------ receive
 
   /** Everything the link receives. */
-  onReceive(buf: Buffer, off: number, len: number): void {
+  onReceive(buf: Uint8Array, off: number, len: number): void {
     this.#lastRx = Date.now();
     if (buf[off] === 0xfe) {
       try {

@@ -7,7 +7,7 @@
  *
  * Pure bookkeeping: the driver decodes CDCs (decodeCdcInto), owns the RMB registration and sends
  * the CDCs. onCdc, consumerUpdateDue and readUrgent allocate nothing; read() copies with
- * Buffer#copy (see copyRange in tx.ts).
+ * copyRange (tx.ts).
  *
  * Driver loop:
  *   r = rx.onCdc(fields)                  // r is reused: read it before the next call

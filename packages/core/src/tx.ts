@@ -77,15 +77,19 @@ export interface SmcTxOptions {
   readonly autocorkSize?: number;
 }
 
-/** Below this many bytes a loop copies (Buffer#copy creates a view for partial copies). */
+/** Up to this many bytes a loop copies (allocation-free); longer copies are native. */
 const LOOP_COPY_MAX = 32;
 
-/** Copies `n` bytes; allocation-free for small copies, Buffer#copy (one short-lived view) for large ones. */
+/**
+ * Copies `n` bytes; allocation-free up to LOOP_COPY_MAX bytes, else TypedArray#set (a memcpy; one
+ * short-lived view unless `src` is copied whole). Not Buffer#copy: on Node 20 it runs more JS and
+ * makes a view of a partial source too.
+ */
 export function copyRange(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, n: number): void {
   if (n <= LOOP_COPY_MAX) {
     for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
   } else {
-    Buffer.prototype.copy.call(src, dst, dstOff, srcOff, srcOff + n);
+    dst.set(srcOff === 0 && n === src.length ? src : src.subarray(srcOff, srcOff + n), dstOff);
   }
 }
 

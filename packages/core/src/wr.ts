@@ -7,6 +7,12 @@
  * Everything is preallocated when the link is created: message buffers live in two registered
  * memory blocks, each slot has its own SendWr/RecvWr object, completions are polled into a fixed
  * array. Posting and polling allocate nothing.
+ *
+ * The message memory is read and written through plain Uint8Array views made once here, not through
+ * the blocks' Buffers or subarrays of them: a provider may back its blocks with a resizable
+ * ArrayBuffer (mem does), and on Node 20 every Buffer (a Uint8Array subclass) over such a buffer
+ * gets a map of its own, so the codecs' element accesses went megamorphic and a 44-byte CDC encode
+ * took microseconds. Plain Uint8Array views of one ArrayBuffer share a map.
  */
 import {
   Access, SendFlag, WcOpcode, WcStatus, WrOpcode, newRecvWr, newSendWr, newWorkCompletion,
@@ -19,7 +25,7 @@ export const WR_MSG_SIZE = 44;
 /** What the link does with completions. Called from the event loop, never re-entrantly. */
 export interface WrHandlers {
   /** A received message (CDC or LLC). `buf[off, off+len)` is valid only during the call. */
-  onReceive(buf: Buffer, off: number, len: number): void;
+  onReceive(buf: Uint8Array, off: number, len: number): void;
   /** A signaled send slot completed successfully; `tag` is what postMessage was given. */
   onSendDone(tag: number): void;
   /** Any error completion: the link is unusable (the QP is in ERR). Called once. */
@@ -59,6 +65,9 @@ export class WrQueue {
   readonly #recvBlock: MemoryBlock;
   readonly #sendMr: Mr;
   readonly #recvMr: Mr;
+  /** Plain views of the send and receive message memory (see the module comment). */
+  readonly #sendMem: Uint8Array;
+  readonly #recvMem: Uint8Array;
   readonly #sendWrs: SendWr[] = [];
   readonly #sendTags: number[] = [];
   readonly #sendFree: number[] = [];
@@ -82,6 +91,8 @@ export class WrQueue {
     this.#recvBlock = ctx.allocMemory(recvSlots * slotSize);
     this.#sendMr = pd.registerMr(this.#sendBlock, 0, this.#sendBlock.length, Access.LOCAL_WRITE);
     this.#recvMr = pd.registerMr(this.#recvBlock, 0, this.#recvBlock.length, Access.LOCAL_WRITE);
+    this.#sendMem = plainView(this.#sendBlock.buffer);
+    this.#recvMem = plainView(this.#recvBlock.buffer);
     for (let i = 0; i < sendSlots; i++) {
       const wr = newSendWr(1);
       wr.wrId = WR_KIND_SEND | i;
@@ -147,10 +158,22 @@ export class WrQueue {
     else this.#waiters.push(fn);
   }
 
-  /** The slot's message buffer (a view into registered memory, `slotSize` bytes). */
-  slotBuffer(slot: number): Buffer {
-    const off = slot * this.#opts.slotSize;
-    return this.#sendBlock.buffer.subarray(off, off + this.#opts.slotSize);
+  /** The slot's message buffer (a new view into registered memory, `slotSize` bytes). */
+  slotBuffer(slot: number): Uint8Array {
+    return this.#sendMem.subarray(slot * this.#opts.slotSize, (slot + 1) * this.#opts.slotSize);
+  }
+
+  /**
+   * The memory of all send slots, for encoders that write at {@link slotOffset} without a view per
+   * message (the data path's CDCs). Write at most `slotSize` bytes there.
+   */
+  get sendMemory(): Uint8Array {
+    return this.#sendMem;
+  }
+
+  /** Offset of the slot's message in {@link sendMemory}. */
+  slotOffset(slot: number): number {
+    return slot * this.#opts.slotSize;
   }
 
   /**
@@ -239,7 +262,7 @@ export class WrQueue {
     if (kind === WR_KIND_RECV) {
       if (wc.opcode === WcOpcode.RECV && wc.byteLen > 0) {
         const off = index * this.#opts.slotSize;
-        this.#handlers.onReceive(this.#recvBlock.buffer, off, wc.byteLen);
+        this.#handlers.onReceive(this.#recvMem, off, wc.byteLen);
       }
       if (!this.#closed && !this.#failed) this.#qp.postRecv(this.#recvWrs[index]!);
     } else if (kind === WR_KIND_SEND) {
@@ -260,4 +283,9 @@ export class WrQueue {
     this.#sendBlock.free();
     this.#recvBlock.free();
   }
+}
+
+/** A plain Uint8Array over the same bytes as `b` (one object; see the module comment). */
+function plainView(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
