@@ -19,7 +19,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   '@smc-r/core': ['@smc-r/wire', '@smc-r/verbs'],
   '@smc-r/net': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core', '@smc-r/sockops'],
   '@smc-r/cli': ['@smc-r/wire', '@smc-r/capture'],
-  '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core'],
+  '@smc-r/bench': ['@smc-r/wire', '@smc-r/verbs', '@smc-r/core', '@smc-r/ibverbs'],
 };
 const DIRS: Record<string, string> = {
   '@smc-r/wire': 'packages/wire',

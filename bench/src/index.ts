@@ -8,6 +8,7 @@ import { ALLOC_NODE_FLAGS } from './alloc.js';
 import { runWireBench } from './wire.bench.js';
 import { runVerbsBench } from './verbs.bench.js';
 import { runEngineBench } from './engine.bench.js';
+import { runIbverbsBench } from './ibverbs.js';
 
 function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   console.log('\n## bytes allocated per op (young generation, exact when no scavenge ran)\n');
   console.log(table(['op', 'bytes/op'], Object.entries(perOp).map(([k, v]) => [k, fmt(v, 2)])));
   await runVerbsBench();
+  await runIbverbsBench();
   await runEngineBench();
 }
 
