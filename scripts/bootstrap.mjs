@@ -28,6 +28,10 @@ const TEST_TOOLS = [
   { cmd: 'bpftool', pkg: 'bpftool', why: 'verifies independently that the sock_ops link and program are gone after close (test/sockops)' },
   { cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'boots a Linux guest with kernel SMC-R for the interop tests' },
   { cmd: 'busybox', pkg: 'busybox-static', why: 'the interop guest\'s initramfs userland' },
+  { cmd: 'gcc', pkg: 'gcc', why: 'builds the C test device (ibverbs), the static guest tools and the rxe workaround module (interop)' },
+  { cmd: 'make', pkg: 'make', why: 'builds the rxe workaround module against the guest kernel\'s headers (interop)' },
+  { file: '/usr/lib/x86_64-linux-gnu/libc.a', pkg: 'libc6-dev', why: 'links the interop guest tools statically' },
+  { cmd: 'nsenter', pkg: 'util-linux', why: 'runs test processes in a network namespace without hiding the cgroup2 mount' },
 ];
 
 function log(msg) {

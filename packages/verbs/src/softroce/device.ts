@@ -126,6 +126,8 @@ export interface ResolvedDeviceConfig {
   readonly remotePort: number;
   readonly mtu: number;
   readonly fd: number | undefined;
+  /** IP_PMTUDISC_DO on the socket the device creates (default true; see native-socket.ts). */
+  readonly pmtuDiscoverDo?: boolean | undefined;
   readonly netdev: string | undefined;
   readonly testHooks: SoftRoceTestHooks | undefined;
 }
@@ -238,6 +240,21 @@ export class SoftRoceDevice {
     ];
   }
 
+  /**
+   * What the device knows of the IPv4 header Linux puts on its datagrams while open: 'id0-df' (its
+   * own socket with IP_PMTUDISC_DO: the ICRC is exact on the wire, a kernel rdma_rxe accepts it),
+   * 'kernel-id' (the option could not be set: only softroce peers accept our packets; see
+   * `ipHeaderNote`), undefined (closed, an inherited fd, or an in-memory link).
+   */
+  get ipHeader(): 'id0-df' | 'kernel-id' | undefined {
+    return this.link?.ipHeader;
+  }
+
+  /** Why `ipHeader` is 'kernel-id'. */
+  get ipHeaderNote(): string | undefined {
+    return this.link?.ipHeaderNote;
+  }
+
   /** True while a context has the device open (socket bound). */
   get isOpen(): boolean {
     return this.link !== undefined;
@@ -260,6 +277,7 @@ export class SoftRoceDevice {
             ip: this.ip,
             port: this.port,
             fd: this.cfg.fd,
+            pmtuDiscoverDo: this.cfg.pmtuDiscoverDo,
             recvBufferSize: this.opts.recvBufferSize,
             sendBufferSize: this.opts.sendBufferSize,
             onError: () => {

@@ -7,6 +7,7 @@
 import dgram from 'node:dgram';
 import { Errno, VerbsError, VerbsErrorCode } from '../errors.js';
 import type { Clock } from './clock.js';
+import { setPmtuDiscoverDo } from './native-socket.js';
 
 /** Called for every datagram received: `buf[0, len)` is the UDP payload, valid during the call. */
 export type DatagramReceiver = (buf: Buffer, len: number, srcIp: string, srcPort: number) => void;
@@ -16,6 +17,14 @@ export interface DatagramLink {
   send(buf: Buffer, len: number, ip: string, port: number): boolean;
   /** Sends still queued in the link (their buffers are still in use). */
   readonly queued: number;
+  /**
+   * How the IPv4 header of our datagrams is known (the ICRC covers its ID and flags): 'id0-df' when
+   * the link made Linux send DF + ID 0 itself, undefined when unknown (an inherited fd: the launcher's
+   * business; in-memory links: no IP header).
+   */
+  readonly ipHeader?: 'id0-df' | 'kernel-id' | undefined;
+  /** Why `ipHeader` is 'kernel-id' (the socket option could not be set). */
+  readonly ipHeaderNote?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -25,6 +34,11 @@ export interface LinkConfig {
   readonly port: number;
   /** An already created UDP socket descriptor to use instead of binding a new one. */
   readonly fd?: number | undefined;
+  /**
+   * Set IP_MTU_DISCOVER = IP_PMTUDISC_DO on a socket the link creates itself (default true), so
+   * Linux sends DF + IP ID 0, the header the ICRC is computed over (native-socket.ts).
+   */
+  readonly pmtuDiscoverDo?: boolean | undefined;
   readonly recvBufferSize: number;
   readonly sendBufferSize: number;
   /** Called with errors the socket reports after open (send failures). */
@@ -39,7 +53,11 @@ function literalLookup(hostname: string, _options: unknown, callback: (err: Erro
 }
 
 class UdpLink implements DatagramLink {
-  constructor(private readonly socket: dgram.Socket) {}
+  constructor(
+    private readonly socket: dgram.Socket,
+    readonly ipHeader: 'id0-df' | 'kernel-id' | undefined,
+    readonly ipHeaderNote: string | undefined,
+  ) {}
 
   send(buf: Buffer, len: number, ip: string, port: number): boolean {
     this.socket.send(buf, 0, len, port, ip);
@@ -98,7 +116,14 @@ export const udpLinkFactory: LinkFactory = (cfg, receiver) => {
     });
     const onBound = (): void => {
       opened = true;
-      resolve(new UdpLink(socket));
+      if (cfg.fd !== undefined || cfg.pmtuDiscoverDo === false) {
+        resolve(new UdpLink(socket, cfg.fd !== undefined ? undefined : 'kernel-id', cfg.fd !== undefined ? undefined : 'pmtuDiscoverDo is off'));
+        return;
+      }
+      // Before the first send: from here on Linux puts DF + ID 0 on every datagram.
+      void setPmtuDiscoverDo(socket).then((r) => {
+        resolve(r.applied ? new UdpLink(socket, 'id0-df', undefined) : new UdpLink(socket, 'kernel-id', r.reason));
+      });
     };
     if (cfg.fd !== undefined) socket.bind({ fd: cfg.fd }, onBound);
     else socket.bind({ address: cfg.ip, port: cfg.port, exclusive: true }, onBound);

@@ -33,6 +33,13 @@ export interface SoftRoceDeviceOptions {
    * the ICRC is exact on the wire (see icrc.ts, README). `ip` and `port` must still say what it is bound to.
    */
   readonly fd?: number;
+  /**
+   * Set IP_MTU_DISCOVER = IP_PMTUDISC_DO on the socket the device binds (default true; ignored with
+   * `fd`): Linux then sends DF + IP ID 0, the header the ICRC is computed over, which a kernel
+   * rdma_rxe peer checks. Needs koffi; without it the device works as before (see native-socket.ts
+   * and `SoftRoceDevice.ipHeader`).
+   */
+  readonly pmtuDiscoverDo?: boolean;
   /** Interface name shown in the GID table (default: looked up from the address, if found). */
   readonly netdev?: string;
   /** TEST-ONLY hooks for this device (override the provider's). */
@@ -90,6 +97,7 @@ export class SoftRoceProvider implements Provider {
         remotePort,
         mtu,
         fd: d.fd,
+        pmtuDiscoverDo: d.pmtuDiscoverDo,
         netdev: d.netdev ?? netdevOf(d.ip, known),
         testHooks: d.testHooks ?? options.testHooks,
       };
