@@ -25,6 +25,7 @@ const TEST_TOOLS = [
   { cmd: 'tc', pkg: 'iproute2', why: 'attaches the packet dropper to a veth' },
   { file: '/usr/include/infiniband/verbs.h', pkg: 'libibverbs-dev', why: 'the ibverbs binding is checked against the real verbs.h (layout and a C test device)' },
   { file: '/usr/lib/x86_64-linux-gnu/libibverbs.so.1', pkg: 'libibverbs1', why: 'device enumeration through the real libibverbs' },
+  { file: '/usr/include/rdma/rdma_cma.h', pkg: 'librdmacm-dev', why: 'the librdmacm binding (iWARP connection setup) is checked against the real rdma_cma.h and a C test CM' },
   { cmd: 'bpftool', pkg: 'bpftool', why: 'verifies independently that the sock_ops link and program are gone after close (test/sockops)' },
   { cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86', why: 'boots a Linux guest with kernel SMC-R for the interop tests' },
   { cmd: 'busybox', pkg: 'busybox-static', why: 'the interop guest\'s initramfs userland' },
