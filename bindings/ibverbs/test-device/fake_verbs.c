@@ -28,6 +28,11 @@
  *     (as rxe), so the binding must handle that itself.
  *   - Data-path ops return negative errno values (as erdma does); control verbs return positive
  *     errno values (as libibverbs' ibv_cmd_* do). The binding must accept both.
+ *   - FAKE_VERBS_IWARP=1: every device presents itself as an iWARP RNIC like upstream erdma (node
+ *     type RNIC, transport IWARP, vendor 0x1ded part 0x107f, one MAC-based GID of type IB, at most
+ *     1 receive SGE), and ibv_modify_qp refuses RTR and RTS with EINVAL, as an iWARP provider does
+ *     without a connected TCP stream: only the CM (fake_rdmacm.c, through fake_verbs_iwarp_*()
+ *     below) brings such a QP to RTS.
  *
  * Not modelled: multiple ports, SRQ, UD, atomics, memory windows, async events, CQ overrun
  * handling beyond dropping the CQE, real packetisation (PSNs advance by ceil(len / MTU) per message).
@@ -182,6 +187,7 @@ static void build_devices(void)
 {
 	int n = env_int("FAKE_VERBS_DEVICES", 2);
 	const char *no_ipv4_list = getenv("FAKE_VERBS_NO_IPV4");
+	int iwarp = env_int("FAKE_VERBS_IWARP", 0);
 	if (n > FAKE_MAX_DEVICES)
 		n = FAKE_MAX_DEVICES;
 	for (int i = 0; i < n; i++) {
@@ -217,7 +223,15 @@ static void build_devices(void)
 		d->gids[1] = ll;
 		d->gid_types[1] = IBV_GID_TYPE_ROCE_V2;
 		d->gid_count = 2;
-		if (!no_ipv4) {
+		if (iwarp) {
+			/* iWARP (siw, erdma): one GID, the port's MAC in the first 6 bytes, type IB */
+			d->dev.node_type = IBV_NODE_RNIC;
+			d->dev.transport_type = IBV_TRANSPORT_IWARP;
+			memset(&d->gids[0], 0, sizeof(d->gids[0]));
+			memcpy(d->gids[0].raw, mac, 6);
+			d->gid_types[0] = IBV_GID_TYPE_IB;
+			d->gid_count = 1;
+		} else if (!no_ipv4) {
 			d->gids[2] = v4;
 			d->gid_types[2] = IBV_GID_TYPE_ROCE_V1;
 			d->gids[3] = v4;
@@ -327,8 +341,9 @@ int ibv_query_device(struct ibv_context *context, struct ibv_device_attr *a)
 	a->sys_image_guid = a->node_guid;
 	a->max_mr_size = 1ull << 40;
 	a->page_size_cap = 4096;
-	a->vendor_id = 0;
-	a->vendor_part_id = 0;
+	int iwarp = d->dev.transport_type == IBV_TRANSPORT_IWARP;
+	a->vendor_id = iwarp ? 0x1ded : 0; /* Alibaba, erdma */
+	a->vendor_part_id = iwarp ? 0x107f : 0;
 	a->max_qp = FAKE_MAX_QP;
 	a->max_qp_wr = FAKE_MAX_WR;
 	a->max_sge = FAKE_MAX_SGE;
@@ -656,6 +671,11 @@ struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *init)
 	if (!init->send_cq || !init->recv_cq || c->max_send_wr == 0 || c->max_recv_wr == 0 ||
 	    c->max_send_wr > FAKE_MAX_WR || c->max_recv_wr > FAKE_MAX_WR || c->max_send_sge > FAKE_MAX_SGE ||
 	    c->max_recv_sge > FAKE_MAX_SGE || c->max_inline_data > FAKE_MAX_INLINE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* erdma takes one receive SGE */
+	if (pd->context->device->transport_type == IBV_TRANSPORT_IWARP && c->max_recv_sge > 1) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1148,6 +1168,8 @@ int ibv_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
 	int cur = (mask & IBV_QP_CUR_STATE) ? (int)a->cur_qp_state : (int)q->st;
 	int next = (mask & IBV_QP_STATE) ? (int)a->qp_state : cur;
 	if (cur != (int)q->st || !transition_ok(cur, next, mask)) { rc = EINVAL; goto out; }
+	/* iWARP: RTR/RTS need the TCP stream the CM sets up; no attribute set from userspace makes one */
+	if (q->dev->dev.transport_type == IBV_TRANSPORT_IWARP && (next == IBV_QPS_RTR || next == IBV_QPS_RTS)) { rc = EINVAL; goto out; }
 	if ((mask & IBV_QP_PORT) && a->port_num != 1) { rc = EINVAL; goto out; }
 	if ((mask & IBV_QP_PKEY_INDEX) && a->pkey_index != 0) { rc = EINVAL; goto out; }
 	if ((mask & IBV_QP_PATH_MTU) && (a->path_mtu < IBV_MTU_256 || a->path_mtu > IBV_MTU_4096)) { rc = EINVAL; goto out; }
@@ -1260,4 +1282,78 @@ int ibv_destroy_qp(struct ibv_qp *qp)
 	free(q->rq);
 	free(q);
 	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The iWARP CM's side door (fake_rdmacm.c): what the kernel's iw_cm and an iWARP provider do
+ * with a QP found by number (iw_get_qp). Hidden: not part of the library's ABI. */
+
+#define FAKE_HIDDEN __attribute__((visibility("hidden")))
+
+/* The QP numbered qpn on dev, or NULL (lock held). */
+static struct fake_qp *qp_on(const struct ibv_device *dev, uint32_t qpn)
+{
+	for (int i = 0; i < FAKE_MAX_QP; i++) {
+		struct fake_qp *q = g_qps[i];
+		if (q && q->qp.qp_num == qpn && &q->dev->dev == dev)
+			return q;
+	}
+	return NULL;
+}
+
+/* 0 when dev has a QP numbered qpn that a connection can take (INIT), else EINVAL. */
+FAKE_HIDDEN int fake_verbs_iwarp_qp_ready(const struct ibv_device *dev, uint32_t qpn)
+{
+	pthread_mutex_lock(&g_lock);
+	struct fake_qp *q = qp_on(dev, qpn);
+	int rc = q && q->st == IBV_QPS_INIT ? 0 : EINVAL;
+	pthread_mutex_unlock(&g_lock);
+	return rc;
+}
+
+/* The stream is up (MPA done): both QPs point at each other and go to RTS. iWARP has no RNR
+ * NAK (a SEND without a posted receive is a DDP error that terminates the stream), so rnr_retry
+ * is 0: such a SEND fails at once. PSNs stand for the TCP sequence numbers: equal on both ends. */
+FAKE_HIDDEN int fake_verbs_iwarp_connect(const struct ibv_device *da, uint32_t qa, const struct ibv_device *db, uint32_t qb)
+{
+	pthread_mutex_lock(&g_lock);
+	struct fake_qp *a = qp_on(da, qa), *b = qp_on(db, qb);
+	int rc = 0;
+	if (!a || !b || a->st != IBV_QPS_INIT || b->st != IBV_QPS_INIT) {
+		rc = EINVAL;
+	} else {
+		struct fake_qp *pair[2][2] = { { a, b }, { b, a } };
+		for (int k = 0; k < 2; k++) {
+			struct fake_qp *q = pair[k][0], *r = pair[k][1];
+			q->dest_qpn = r->qp.qp_num;
+			q->dgid = r->dev->gids[0];
+			q->sgid_index = 0;
+			q->hop_limit = 64;
+			q->path_mtu = IBV_MTU_1024;
+			q->sq_psn = 0;
+			q->rq_psn = 0;
+			q->timeout = 14;
+			q->retry_cnt = 7;
+			q->rnr_retry = 0;
+			q->min_rnr_timer = 0;
+			q->max_rd_atomic = 1;
+			q->max_dest_rd_atomic = 1;
+		}
+		set_state(a, IBV_QPS_RTS);
+		set_state(b, IBV_QPS_RTS);
+		progress(a);
+		progress(b);
+	}
+	pthread_mutex_unlock(&g_lock);
+	return rc;
+}
+
+/* The stream closed: the QP leaves RTS for ERR and flushes (iWARP goes CLOSING -> IDLE/ERR). */
+FAKE_HIDDEN void fake_verbs_iwarp_close(const struct ibv_device *dev, uint32_t qpn)
+{
+	pthread_mutex_lock(&g_lock);
+	struct fake_qp *q = qp_on(dev, qpn);
+	if (q && q->st != IBV_QPS_RESET && q->st != IBV_QPS_ERR)
+		to_error(q);
+	pthread_mutex_unlock(&g_lock);
 }

@@ -23,7 +23,11 @@ export type VerbName =
   | 'get_device_list' | 'open_device' | 'close_device' | 'query_device' | 'query_port' | 'query_gid'
   | 'alloc_pd' | 'dealloc_pd' | 'reg_mr' | 'dereg_mr' | 'alloc_memory'
   | 'create_cq' | 'destroy_cq' | 'poll_cq' | 'req_notify_cq'
-  | 'create_qp' | 'modify_qp' | 'query_qp' | 'destroy_qp' | 'post_send' | 'post_recv';
+  | 'create_qp' | 'modify_qp' | 'query_qp' | 'destroy_qp' | 'post_send' | 'post_recv'
+  // librdmacm (iWARP connection setup, bindings/ibverbs rdmacm.ts)
+  | 'rdma_create_event_channel' | 'rdma_create_id' | 'rdma_bind_addr' | 'rdma_listen'
+  | 'rdma_resolve_addr' | 'rdma_resolve_route' | 'rdma_connect' | 'rdma_accept' | 'rdma_reject'
+  | 'rdma_disconnect' | 'rdma_get_cm_event' | 'rdma_destroy_id';
 
 export class VerbsError extends SmcError {
   readonly verb: VerbName;
