@@ -18,3 +18,4 @@ export {
 } from './rdmacm.js';
 export { CM_OFF, CM, CM_EVENT_NAME, CM_LAYOUT_C, cmLayoutValues } from './rdmacm-layout.js';
 export type * from './handles.js';
+export { CmQpConnector, type CmQpConnectorOptions } from './cm-connector.js';

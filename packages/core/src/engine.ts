@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type { Socket } from 'node:net';
-import { SmcReason, WireError, WireErrorCode, type ClcMessage, type LlcConfirmLink, type LlcMessage } from '@smc-r/wire';
-import { Access, type Context, type GidEntry, type IbMtu, type MemoryBlock, type Pd } from '@smc-r/verbs';
+import { SmcReason, WireError, WireErrorCode, gidFromIpv4, type ClcMessage, type LlcConfirmLink, type LlcMessage } from '@smc-r/wire';
+import { Access, type Context, type GidEntry, type IbMtu, type MemoryBlock, type Pd, type QpConnection, type QpConnector } from '@smc-r/verbs';
 import { ClcChannel, type ClcWaitResult } from './clc-channel.js';
 import {
   clientConfirm, clientOnAccept, clientPrecheck, clientProposal, clientRouteQuery, clcWaitFailure, clcReceiveFailure,
@@ -22,6 +22,7 @@ import { SmcConnection, type ConnBuffers } from './connection.js';
 import { EngineError, EngineErrorCode } from './errors.js';
 import { LinkGroup } from './lgr.js';
 import { Link } from './link.js';
+import { encodeCmPrivateData, matchesCmPrivateData } from './iwarp.js';
 
 /** How a connection ended up. */
 export type SmcOutcome =
@@ -64,6 +65,11 @@ export interface SmcEngineOptions {
   /** QP local ACK timeout exponent (default the kernel's 15). */
   readonly qpTimeout?: number;
   readonly retryCnt?: number;
+  /**
+   * iWARP devices: the connection manager that brings link QPs to RTS (modify_qp cannot). Without
+   * one, an iWARP device offers no usable port and connections fall back with NOSMCDEV.
+   */
+  readonly connector?: QpConnector;
 }
 
 export interface HandshakeOptions {
@@ -170,10 +176,28 @@ export class SmcEngine {
 
   /** The RoCE port for a TCP connection from `localAddress` (spec 3.3.6), or undefined. */
   #port(localAddress: string): { port: ClcRocePort; gidIndex: number } | undefined {
+    if (this.#iwarp) return this.#iwarpPort(localAddress);
     const v2 = this.#v2Gid(localAddress);
     if (v2 === undefined) return undefined;
     const v1 = this.#gids.find((g) => g.type === 'RoCEv1') ?? v2;
     return { port: { mac: macFromGid(v2.gid), activeMtu: this.#mtu, gidV1: v1.gid, gidV2: v2.gid }, gidIndex: v2.index };
+  }
+
+  get #iwarp(): boolean {
+    return this.context?.device.transport === 'iWARP';
+  }
+
+  /**
+   * iWARP (iwarp.ts): the QPs are joined by the connection manager over IP, so the CLC GID is the
+   * IPv4-mapped TCP address (the v2 GID must be one) and the MAC the first 6 bytes of the device's
+   * MAC-based GID. Needs a connector and an IPv4 address.
+   */
+  #iwarpPort(localAddress: string): { port: ClcRocePort; gidIndex: number } | undefined {
+    const ip = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
+    const g = this.#gids[0];
+    if (this.#opts.connector === undefined || g === undefined || !/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return undefined;
+    const gid = gidFromIpv4(ip);
+    return { port: { mac: Buffer.from(g.gid.subarray(0, 6)), activeMtu: this.#mtu, gidV1: gid, gidV2: gid }, gidIndex: g.index };
   }
 
   #tcpInfo(socket: Socket): ClcTcpInfo {
@@ -404,6 +428,7 @@ export class SmcEngine {
 
     let lgr: LinkGroup;
     let link: Link;
+    let cmWait: Promise<QpConnection> | undefined;
     if (acc.reuse) {
       lgr = acc.reuse.lgr as unknown as LinkGroup;
       link = lgr.link;
@@ -417,7 +442,19 @@ export class SmcEngine {
         return this.#fail(ch, handshakeFailure(cfg, this.#linkCreateFailure(e), acc.declineVersion));
       }
       try {
-        link.toRtr({ qpn: acc.peer.qpn, psn: acc.peer.psn, gid: acc.peer.gid, mac: acc.nexthopMac, mtu: acc.pathMtu });
+        const peer = { qpn: acc.peer.qpn, psn: acc.peer.psn, gid: acc.peer.gid, mac: acc.nexthopMac, mtu: acc.pathMtu };
+        if (this.#iwarp) {
+          // The server connects once it has our Confirm; accept only the request naming both QPNs.
+          const serverId = acc.peer.peerId;
+          const mine = link.local.qpn;
+          cmWait = this.#opts.connector!.expect({
+            match: (pd) => matchesCmPrivateData(pd, peer.qpn, mine, serverId), qpNum: mine, timeoutMs: this.#timers.LLC_WAIT_FIRST_CLIENT,
+          });
+          cmWait.catch(() => {});
+          link.expectPeer(peer);
+        } else {
+          link.toRtr(peer);
+        }
       } catch {
         void lgr.deleteAll(0, false, false);
         return this.#fail(ch, handshakeFailure(cfg, 'LINK_READY', acc.declineVersion));
@@ -440,6 +477,7 @@ export class SmcEngine {
       let req: LlcMessage;
       try {
         req = await confirmLinkWait;
+        if (cmWait) link.attachCm(await cmWait);
       } catch {
         this.#freeBuffers(bufs);
         void lgr.deleteAll(0, false, false);
@@ -452,7 +490,7 @@ export class SmcEngine {
       }
       this.#setLinkUid(lgr, link, req.linkNum);
       link.peerLinkUid = Buffer.from(req.linkUid);
-      link.toRts();
+      if (!cmWait) link.toRts();
       await lgr.sendLlc(this.#confirmLink(lgr, link, true, req.linkNum));
       link.state = 'ACTIVE';
       lgr.startKeepalive();
@@ -518,6 +556,7 @@ export class SmcEngine {
 
     let lgr: LinkGroup;
     let link: Link;
+    let cmWait: Promise<QpConnection> | undefined;
     if (acc.reuse) {
       lgr = acc.reuse.lgr as unknown as LinkGroup;
       link = lgr.link;
@@ -559,8 +598,19 @@ export class SmcEngine {
       const respWait = lgr.waitLlc('confirm_link', this.#timers.LLC_WAIT);
       respWait.catch(() => {});
       try {
-        link.toRtr({ qpn: conf.peer.qpn, psn: conf.peer.psn, gid: conf.peer.gid, mac: conf.peer.mac, mtu: conf.pathMtu });
-        link.toRts();
+        const peer = { qpn: conf.peer.qpn, psn: conf.peer.psn, gid: conf.peer.gid, mac: conf.peer.mac, mtu: conf.pathMtu };
+        if (this.#iwarp) {
+          // iwarp.ts: we are the active side (we send the first message, CONFIRM_LINK).
+          link.expectPeer(peer);
+          const unmapped = (a: string | undefined): string => (a ?? '').replace(/^::ffff:/, '');
+          link.attachCm(await this.#opts.connector!.connect({
+            address: unmapped(socket.remoteAddress), sourceAddress: unmapped(socket.localAddress), qpNum: link.local.qpn,
+            privateData: encodeCmPrivateData(link.local.qpn, peer.qpn, cfg.systemId), timeoutMs: this.#timers.LLC_WAIT,
+          }));
+        } else {
+          link.toRtr(peer);
+          link.toRts();
+        }
         await lgr.sendLlc(this.#confirmLink(lgr, link, false, link.linkId));
       } catch {
         abandon();

@@ -6,6 +6,7 @@ export { CloseMachine, closeDrainTimeout, type CloseAction, type CloseMachineOpt
 export * from './clc-config.js';
 export * from './clc.js';
 export * from './lgr-match.js';
+export * from './iwarp.js';
 export {
   ConnState, UrgState, rmbeUpdateLimit, isRingSize, SOCK_MIN_SNDBUF_HALF, RING_SIZE_MIN, RING_SIZE_MAX, cursorDiffLarge,
   cursorWithinRing, cursorDistance, ringMark, markDistance, cursorCopy, type ConnStateOptions, type UrgStateValue,

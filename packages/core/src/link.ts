@@ -7,7 +7,7 @@
 import { randomInt } from 'node:crypto';
 import {
   Access, IbMtu, QpState,
-  type Context, type Cq, type IbMtu as IbMtuValue, type Pd, type Qp,
+  type Context, type Cq, type IbMtu as IbMtuValue, type Pd, type Qp, type QpConnection,
 } from '@smc-r/verbs';
 import { QpDefaults, Limits } from './constants.js';
 import { WrQueue, WR_MSG_SIZE, type WrHandlers } from './wr.js';
@@ -70,6 +70,8 @@ export class Link {
   peerLinkUid: Buffer = Buffer.alloc(4);
   state: LinkStateName = 'ACTIVATING';
   peer: LinkPeerInfo | undefined;
+  /** iWARP: the connection manager's connection the QP rides on. */
+  #cm: QpConnection | undefined;
   readonly #opts: LinkOptions;
   #closed = false;
 
@@ -111,6 +113,21 @@ export class Link {
     });
   }
 
+  /**
+   * iWARP: the peer as CLC described it, before the connection manager joins the QPs; the CQ is armed
+   * so the first message is seen the moment the QP reaches RTS (there is no modify_qp to RTR here).
+   */
+  expectPeer(peer: LinkPeerInfo): void {
+    this.peer = peer;
+    this.wr.start();
+  }
+
+  /** iWARP: the QP is in RTS on `conn`; closing the link disconnects it. */
+  attachCm(conn: QpConnection): void {
+    this.#cm = conn;
+    if (this.#closed) conn.disconnect();
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -120,6 +137,7 @@ export class Link {
     if (this.#closed) return;
     this.#closed = true;
     this.state = 'INACTIVE';
+    this.#cm?.disconnect();
     this.qp.close();
     this.wr.close();
     this.cq.close();

@@ -400,3 +400,28 @@ export interface Qp {
   /** Destroys the QP (outstanding WRs are flushed, not completed). Idempotent. */
   close(): void;
 }
+
+// ------------------------------------------------------------------------------------------
+// Connection managers (iWARP)
+
+/**
+ * Brings a QP to RTS on transports where modify_qp cannot (iWARP: the QP rides on a TCP + MPA
+ * connection that a connection manager sets up). The QP is created and brought to INIT as usual;
+ * the manager joins two such QPs by their numbers. Provided by a binding (ibverbs: librdmacm); the
+ * engine uses it instead of modify_qp RTR/RTS when the device's transport is iWARP. The active side
+ * must send the first message on the QP (iWARP's rule).
+ */
+export interface QpConnector {
+  /** Active side: connect our QP (in INIT) to the peer's manager at `address`; resolves once established (QP in RTS). */
+  connect(o: { readonly address: string; readonly sourceAddress?: string; readonly qpNum: number; readonly privateData: Uint8Array; readonly timeoutMs: number }): Promise<QpConnection>;
+  /**
+   * Passive side: waits for the connect request whose private data `match` accepts, accepts it with
+   * our QP (in INIT); resolves once established. Requests nobody expects are rejected.
+   */
+  expect(o: { readonly match: (privateData: Buffer) => boolean; readonly qpNum: number; readonly timeoutMs: number }): Promise<QpConnection>;
+}
+
+export interface QpConnection {
+  /** Tears the connection down (the QP goes to ERR and flushes). Idempotent. */
+  disconnect(): void;
+}
