@@ -23,12 +23,12 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { SmcEngine, type SmcOutcome } from '@smc-r/core';
 import { Negotiator, answer, dial } from '@smc-r/net';
 import { SoftRoceProvider, type Context } from '@smc-r/verbs';
 import { Keystream } from '../engine/support/keystream.js';
+import { serveRpc } from '../support/rpc-serve.js';
 
 export interface Outcome {
   readonly conn: number;
@@ -258,39 +258,4 @@ class Agent {
   }
 }
 
-function reply(obj: unknown): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
-
-const agent = new Agent();
-const inflight = new Set<Promise<void>>();
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  if (line.trim() === '') return;
-  let req: { id: number; cmd: string; args?: Record<string, unknown> };
-  try {
-    req = JSON.parse(line) as typeof req;
-  } catch {
-    reply({ id: -1, ok: false, error: `bad request line: ${line.slice(0, 200)}` });
-    return;
-  }
-  const p = agent.handle(req.cmd, req.args ?? {}).then(
-    (result) => reply({ id: req.id, ok: true, result: result ?? null }),
-    (e: unknown) => reply({ id: req.id, ok: false, error: (e as Error).stack ?? String(e) }),
-  );
-  inflight.add(p);
-  void p.finally(() => inflight.delete(p));
-});
-rl.on('close', () => {
-  Promise.allSettled([...inflight])
-    .then(() => agent.close())
-    .then(() => process.exit(0))
-    .catch((e: unknown) => {
-      process.stderr.write(`close failed: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    });
-});
-process.on('uncaughtException', (e) => {
-  process.stderr.write(`uncaught: ${e.stack ?? String(e)}\n`);
-  process.exit(1);
-});
+serveRpc(new Agent(), { concurrent: true });

@@ -11,8 +11,8 @@
  */
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { createInterface } from 'node:readline';
 import { SmcOptionProgram, saveSyn, savedSynOffersSmc, type PeerState } from '@smc-r/sockops';
+import { serveRpc } from '../support/rpc-serve.js';
 
 interface Accepted {
   peerState: PeerState | null;
@@ -21,10 +21,6 @@ interface Accepted {
 
 let program: SmcOptionProgram | undefined;
 const servers = new Map<number, { server: net.Server; accepted: Accepted[]; waiters: (() => void)[] }>();
-
-function reply(obj: unknown): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
-}
 
 /** Waits (bounded) until the handshake's record exists: the passive record is written on the final ACK. */
 async function settledPeerState(sock: net.Socket): Promise<PeerState | null> {
@@ -138,29 +134,5 @@ async function handle(cmd: string, args: Record<string, unknown>): Promise<unkno
   }
 }
 
-let chain: Promise<void> = Promise.resolve();
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  if (line.trim() === '') return;
-  chain = chain.then(async () => {
-    let req: { id: number; cmd: string; args: Record<string, unknown> };
-    try {
-      req = JSON.parse(line) as typeof req;
-    } catch {
-      reply({ id: -1, ok: false, error: `bad request line: ${line.slice(0, 200)}` });
-      return;
-    }
-    try {
-      reply({ id: req.id, ok: true, result: (await handle(req.cmd, req.args ?? {})) ?? null });
-    } catch (e) {
-      reply({ id: req.id, ok: false, error: (e as Error).stack ?? String(e) });
-    }
-  });
-});
-rl.on('close', () => {
-  void chain.then(() => {
-    closeAll();
-    process.exit(0);
-  });
-});
+serveRpc({ handle, close: closeAll }, { concurrent: false });
 process.stdout.write('ready\n');
