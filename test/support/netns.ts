@@ -33,16 +33,17 @@ export function run(cmd: string, args: readonly string[], timeoutMs = 10_000): s
 }
 
 /** Like run() but never throws (cleanup paths). Returns true on success. */
-function tryRun(cmd: string, args: readonly string[]): boolean {
+export function tryRun(cmd: string, args: readonly string[], timeoutMs = 10_000): boolean {
   try {
-    execFileSync(cmd, args as string[], { stdio: 'ignore', timeout: 10_000 });
+    execFileSync(cmd, args as string[], { stdio: 'ignore', timeout: timeoutMs });
     return true;
   } catch {
     return false;
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -58,9 +59,17 @@ export function listNetns(): string[] {
 
 /** Deletes namespaces of ours whose creating process is gone (a crashed earlier run). */
 export function removeStaleNetns(): string[] {
+  return removeStaleNetnsMatching(NAME_RE);
+}
+
+/**
+ * Deletes the namespaces whose name `re` matches with the creating process's pid as group 1, when
+ * that process is gone (and is not this one). Returns their names.
+ */
+export function removeStaleNetnsMatching(re: RegExp): string[] {
   const removed: string[] = [];
   for (const name of listNetns()) {
-    const m = NAME_RE.exec(name);
+    const m = re.exec(name);
     if (m === null) continue;
     const pid = Number(m[1]);
     if (pid === process.pid || pidAlive(pid)) continue;

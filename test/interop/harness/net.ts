@@ -11,7 +11,7 @@
  * Stale namespaces of crashed runs (their pid is gone) are deleted before a new one is made; the
  * tap lives inside the namespace and goes with it.
  */
-import { execFileSync } from 'node:child_process';
+import { removeStaleNetnsMatching, run as runBounded, tryRun } from '../../support/netns.js';
 
 export const HOST_IP = '192.0.2.254';
 export const GUEST_IP = '192.0.2.1';
@@ -20,45 +20,11 @@ const live = new Set<InteropNet>();
 let hooked = false;
 let counter = 0;
 
-function run(cmd: string, args: readonly string[]): string {
-  try {
-    return execFileSync(cmd, args as string[], { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${(err.stderr ?? '').trim() || err.message}`);
-  }
-}
-
-function tryRun(cmd: string, args: readonly string[]): boolean {
-  try {
-    execFileSync(cmd, args as string[], { stdio: 'ignore', timeout: 15_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+const run = (cmd: string, args: readonly string[]): string => runBounded(cmd, args, 15_000);
 
 /** Deletes `smcri-<pid>` namespaces whose process is gone; returns their names. */
 export function removeStaleInteropNetns(): string[] {
-  const removed: string[] = [];
-  const list = run('ip', ['netns', 'list']).split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '');
-  for (const name of list) {
-    const m = NS_RE.exec(name);
-    if (m === null) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || pidAlive(pid)) continue;
-    if (tryRun('ip', ['netns', 'delete', name])) removed.push(name);
-  }
-  return removed;
+  return removeStaleNetnsMatching(NS_RE);
 }
 
 export class InteropNet {
@@ -120,6 +86,6 @@ export class InteropNet {
     if (this.#destroyed) return;
     this.#destroyed = true;
     live.delete(this);
-    tryRun('ip', ['netns', 'delete', this.ns]);
+    tryRun('ip', ['netns', 'delete', this.ns], 15_000);
   }
 }
