@@ -9,14 +9,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SmcEngine, type SmcOutcome } from '@smc-r/core';
-import { Negotiator, answer, dial } from '@smc-r/net';
+import type { SmcOutcome } from '@smc-r/core';
+import { Negotiator, answer, dial } from '../../packages/net/src/index.js';
 import { sockopsAvailability } from '@smc-r/sockops';
-import { MemProvider, type Context } from '@smc-r/verbs';
 import { SmcReason } from '@smc-r/wire';
+// The fixtures are source (packages/net/src/testing), so the negotiator comes from the same module
+// instance: its sock_ops program is one per process, shared through that module.
+import { NegotiatorWorld } from '../../packages/net/src/testing/world.js';
 import { Tcpdump } from '../support/tcpdump.js';
 import { haveTool } from '../support/tools.js';
 
@@ -44,12 +45,7 @@ function syns(pcap: string): Syn[] {
 
 describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire and what each side concludes', function () {
   this.timeout(30_000);
-  let provider: MemProvider;
-  const contexts: Context[] = [];
-  const engines: SmcEngine[] = [];
-  const servers: Server[] = [];
-  const sockets: Socket[] = [];
-  const negotiators: Negotiator[] = [];
+  let w: NegotiatorWorld;
   let dir: string;
   let dump: Tcpdump | undefined;
 
@@ -68,43 +64,16 @@ describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire a
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(() => {
-    provider = new MemProvider({ devices: 2 });
+    w = new NegotiatorWorld(TIMERS);
   });
   afterEach(async () => {
     await dump?.stop();
     dump = undefined;
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const s of servers.splice(0)) s.close();
-    for (const n of negotiators.splice(0)) n.close();
-    for (const e of engines.splice(0)) await e.close();
-    for (const c of contexts.splice(0)) await c.close();
+    await w.cleanup();
   });
 
-  async function engine(dev: string): Promise<SmcEngine> {
-    const c = await provider.open(dev);
-    contexts.push(c);
-    const e = new SmcEngine({ context: c, timers: TIMERS });
-    engines.push(e);
-    return e;
-  }
-
-  function neg(mode: 'bpf' | 'saved-syn' | 'off'): Negotiator {
-    const n = Negotiator.open({ mode });
-    negotiators.push(n);
-    return n;
-  }
-
-  async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number }> {
-    const server = createServer((s) => {
-      sockets.push(s);
-      s.on('error', () => {});
-      onSocket(s);
-    });
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return { server, port: (server.address() as { port: number }).port };
-  }
+  /** A negotiator in `mode`. */
+  const neg = (mode: 'bpf' | 'saved-syn' | 'off'): Negotiator => w.negotiator({ mode });
 
   async function capture(port: number): Promise<string> {
     const file = join(dir, `syn-${port}.pcap`);
@@ -113,27 +82,12 @@ describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire a
     return file;
   }
 
-  async function smcServer(n: Negotiator): Promise<{ port: number; outcomes: Promise<SmcOutcome>[] }> {
-    const e = await engine('mem0');
-    const outcomes: Promise<SmcOutcome>[] = [];
-    const { server, port } = await listen((s) => outcomes.push(answer(e, n, s)));
-    n.serve(server);
-    return { port, outcomes };
-  }
-
-  function track(o: SmcOutcome): SmcOutcome {
-    sockets.push(o.socket);
-    o.socket.on('error', () => {});
-    if (o.mode === 'smcr') o.conn.on('error', () => {});
-    return o;
-  }
-
   it('SMC <-> SMC: option in SYN and SYN-ACK, both read it, SMC-R', async () => {
-    const srv = await smcServer(neg('bpf'));
+    const srv = await w.smcServer(neg('bpf'));
     const pcap = await capture(srv.port);
     const client = neg('bpf');
-    const c = track((await dial({ engine: await engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port })).outcome);
-    const s = track(await srv.outcomes[0]!);
+    const c = w.track((await dial({ engine: await w.engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port })).outcome);
+    const s = w.track(await srv.outcomes[0]!);
     await dump!.stop();
     assert.equal(c.mode, 'smcr', c.mode === 'tcp' ? c.detail : '');
     assert.equal(s.mode, 'smcr', s.mode === 'tcp' ? s.detail : '');
@@ -141,19 +95,19 @@ describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire a
   });
 
   it('SMC -> plain server: option in the SYN only; the client falls back 0x03010000', async () => {
-    const { port } = await listen((s) => s.resume());
+    const { port } = await w.listen((s) => s.resume());
     const pcap = await capture(port);
-    const c = track((await dial({ engine: await engine('mem1'), negotiator: neg('bpf'), host: '127.0.0.1', port })).outcome);
+    const c = w.track((await dial({ engine: await w.engine('mem1'), negotiator: neg('bpf'), host: '127.0.0.1', port })).outcome);
     await dump!.stop();
     assert.equal(c.mode === 'tcp' && c.reason, SmcReason.PEERNOSMC.code);
     assert.deepEqual(syns(pcap).map((x) => [x.synAck, x.smc]), [[false, true], [true, false]]);
   });
 
   it('plain client -> SMC server: no option either way; the server falls back 0x03010000', async () => {
-    const srv = await smcServer(neg('bpf'));
+    const srv = await w.smcServer(neg('bpf'));
     const pcap = await capture(srv.port);
-    const c = track((await dial({ engine: await engine('mem1'), negotiator: neg('off'), host: '127.0.0.1', port: srv.port })).outcome);
-    const s = track(await srv.outcomes[0]!);
+    const c = w.track((await dial({ engine: await w.engine('mem1'), negotiator: neg('off'), host: '127.0.0.1', port: srv.port })).outcome);
+    const s = w.track(await srv.outcomes[0]!);
     await dump!.stop();
     assert.equal(c.mode === 'tcp' && c.reason, SmcReason.ACTIVE.code);
     assert.equal(s.mode === 'tcp' && s.reason, SmcReason.PEERNOSMC.code);
@@ -164,17 +118,17 @@ describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire a
     // A plain echo application on a listener whose SYN-ACKs reflect the option (served by the
     // program without speaking CLC): the TCP-level picture of a middlebox that echoes options.
     const echoNeg = neg('bpf');
-    const { server, port } = await listen((s) => s.on('data', (d) => s.write(d)));
+    const { server, port } = await w.listen((s) => s.on('data', (d) => s.write(d)));
     echoNeg.serve(server);
     const pcap = await capture(port);
     const client = neg('bpf');
-    const e = await engine('mem1');
-    const first = track((await dial({ engine: e, negotiator: client, host: '127.0.0.1', port })).outcome);
+    const e = await w.engine('mem1');
+    const first = w.track((await dial({ engine: e, negotiator: client, host: '127.0.0.1', port })).outcome);
     assert.equal(first.mode, 'tcp');
     assert.equal(first.mode === 'tcp' && first.suspectedEcho, true);
     assert.equal(first.mode === 'tcp' && first.reason, SmcReason.PEERNOSMC.code);
     const second = await dial({ engine: e, negotiator: client, host: '127.0.0.1', port });
-    track(second.outcome);
+    w.track(second.outcome);
     assert.equal(second.plan.offer, false);
     assert.equal(second.outcome.mode === 'tcp' && second.outcome.reason, SmcReason.ACTIVE.code);
     second.outcome.socket.resume();
@@ -186,16 +140,16 @@ describe('negotiator, mode bpf (real kernel, root): the SMC option on the wire a
   });
 
   it('SMC client -> saved-syn server: the server sees the offer in the saved SYN, cannot answer it; both go on as TCP without losing a byte', async () => {
-    const e = await engine('mem0');
+    const e = await w.engine('mem0');
     const n = neg('saved-syn');
     const outcomes: Promise<SmcOutcome>[] = [];
     // A separate listener in this process: only its SYN is saved, the program does not serve it.
-    const { server, port } = await listen((s) => outcomes.push(answer(e, n, s)));
+    const { server, port } = await w.listen((s) => outcomes.push(answer(e, n, s)));
     n.serve(server);
-    const c = track((await dial({ engine: await engine('mem1'), negotiator: neg('bpf'), host: '127.0.0.1', port })).outcome);
+    const c = w.track((await dial({ engine: await w.engine('mem1'), negotiator: neg('bpf'), host: '127.0.0.1', port })).outcome);
     assert.equal(c.mode === 'tcp' && c.reason, SmcReason.PEERNOSMC.code);
     c.socket.write('hello over tcp');
-    const s = track(await outcomes[0]!);
+    const s = w.track(await outcomes[0]!);
     assert.equal(n.stats.peerSignalled, 1, 'the saved SYN carried the option');
     assert.equal(s.mode === 'tcp' && s.reason, SmcReason.PEERNOSMC.code);
     s.socket.resume();

@@ -4,87 +4,31 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
-import { SmcEngine, type SmcOutcome } from '@smc-r/core';
-import { MemProvider, type Context } from '@smc-r/verbs';
 import { SmcReason } from '@smc-r/wire';
 import { LearnedBlockList } from './blocklist.js';
-import { answer, dial } from './dial.js';
+import { dial } from './dial.js';
 import { NetError, NetErrorCode } from './errors.js';
 import { Negotiator } from './negotiator.js';
+import { NegotiatorWorld } from './testing/world.js';
 
 const TIMERS = { TEST_LINK_INTERVAL: 0, CLC_WAIT: 600, CLC_WAIT_SHORT: 150, LLC_WAIT: 400, LLC_WAIT_FIRST_CLIENT: 500 } as const;
 
 describe('negotiator (unprivileged modes, real sockets, mem engines)', function () {
   this.timeout(10_000);
-  let provider: MemProvider;
-  const contexts: Context[] = [];
-  const engines: SmcEngine[] = [];
-  const servers: Server[] = [];
-  const sockets: Socket[] = [];
-  const negotiators: Negotiator[] = [];
-
+  let w: NegotiatorWorld;
   beforeEach(() => {
-    provider = new MemProvider({ devices: 2 });
+    w = new NegotiatorWorld(TIMERS);
   });
-  afterEach(async () => {
-    for (const n of negotiators.splice(0)) n.close();
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const s of servers.splice(0)) s.close();
-    for (const e of engines.splice(0)) await e.close();
-    for (const c of contexts.splice(0)) await c.close();
-  });
-
-  async function engine(dev: string): Promise<SmcEngine> {
-    const c = await provider.open(dev);
-    contexts.push(c);
-    const e = new SmcEngine({ context: c, timers: TIMERS });
-    engines.push(e);
-    return e;
-  }
-
-  function neg(o: Parameters<typeof Negotiator.open>[0]): Negotiator {
-    const n = Negotiator.open(o);
-    negotiators.push(n);
-    return n;
-  }
-
-  async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number }> {
-    const server = createServer((s) => {
-      sockets.push(s);
-      s.on('error', () => {});
-      onSocket(s);
-    });
-    servers.push(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    return { server, port: (server.address() as { port: number }).port };
-  }
-
-  /** An SMC server: every accepted socket goes through the negotiator and the engine. */
-  async function smcServer(n: Negotiator): Promise<{ port: number; outcomes: Promise<SmcOutcome>[] }> {
-    const e = await engine('mem0');
-    const outcomes: Promise<SmcOutcome>[] = [];
-    const { server, port } = await listen((s) => outcomes.push(answer(e, n, s)));
-    n.serve(server);
-    return { port, outcomes };
-  }
-
-  function track(o: SmcOutcome): SmcOutcome {
-    sockets.push(o.socket);
-    o.socket.on('error', () => {});
-    if (o.mode === 'smcr') o.conn.on('error', () => {});
-    return o;
-  }
+  afterEach(() => w.cleanup());
 
   it('assume <-> assume: SMC-R, and data flows', async () => {
-    const srv = await smcServer(neg({ mode: 'assume' }));
-    const client = neg({ mode: 'assume' });
-    const { outcome, plan } = await dial({ engine: await engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port });
-    track(outcome);
+    const srv = await w.smcServer(w.negotiator({ mode: 'assume' }));
+    const client = w.negotiator({ mode: 'assume' });
+    const { outcome, plan } = await dial({ engine: await w.engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port });
+    w.track(outcome);
     assert.equal(plan.offer, true);
     assert.equal(outcome.mode, 'smcr', outcome.mode === 'tcp' ? outcome.detail : '');
-    const s = track(await srv.outcomes[0]!);
+    const s = w.track(await srv.outcomes[0]!);
     assert.equal(s.mode, 'smcr');
     if (outcome.mode !== 'smcr' || s.mode !== 'smcr') return;
     const got = once(s.conn, 'data');
@@ -94,21 +38,21 @@ describe('negotiator (unprivileged modes, real sockets, mem engines)', function 
   });
 
   it('off: no SMC attempt, plain TCP with 0x03010001 (local policy) on both sides', async () => {
-    const srv = await smcServer(neg({ mode: 'off' }));
-    const { outcome, plan } = await dial({ engine: await engine('mem1'), negotiator: neg({ mode: 'off' }), host: '127.0.0.1', port: srv.port });
-    track(outcome);
+    const srv = await w.smcServer(w.negotiator({ mode: 'off' }));
+    const { outcome, plan } = await dial({ engine: await w.engine('mem1'), negotiator: w.negotiator({ mode: 'off' }), host: '127.0.0.1', port: srv.port });
+    w.track(outcome);
     assert.equal(plan.offer, false);
     assert.equal(outcome.mode, 'tcp');
     assert.equal(outcome.mode === 'tcp' && outcome.reason, SmcReason.ACTIVE.code);
-    const s = track(await srv.outcomes[0]!);
+    const s = w.track(await srv.outcomes[0]!);
     assert.equal(s.mode === 'tcp' && s.reason, SmcReason.ACTIVE.code);
   });
 
   it('policy off for the peer: TCP 0x03010001, the rule named in the plan; other ports still get SMC', async () => {
-    const srv = await smcServer(neg({ mode: 'assume' }));
-    const client = neg({ mode: 'assume', policy: { rules: [`127.0.0.1:${srv.port} off`] } });
-    const { outcome, plan } = await dial({ engine: await engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port });
-    track(outcome);
+    const srv = await w.smcServer(w.negotiator({ mode: 'assume' }));
+    const client = w.negotiator({ mode: 'assume', policy: { rules: [`127.0.0.1:${srv.port} off`] } });
+    const { outcome, plan } = await dial({ engine: await w.engine('mem1'), negotiator: client, host: '127.0.0.1', port: srv.port });
+    w.track(outcome);
     assert.equal(outcome.mode === 'tcp' && outcome.reason, SmcReason.ACTIVE.code);
     assert.match(plan.why, new RegExp(`127\\.0\\.0\\.1/32 port ${srv.port} off`));
     assert.equal(client.stats.skippedByPolicy, 1);
@@ -118,12 +62,12 @@ describe('negotiator (unprivileged modes, real sockets, mem engines)', function 
   it('an echoing server: the first connection falls back (suspectedEcho) keeping its bytes, the peer is learned, the next skips SMC', async () => {
     // A plain TCP echo service whose stack (or a middlebox) reflects the SMC option: in assume mode the
     // client believes it, exactly as it would after a reflected SYN-ACK option in bpf mode.
-    const { port } = await listen((s) => s.on('data', (c) => s.write(c)));
+    const { port } = await w.listen((s) => s.on('data', (c) => s.write(c)));
     let now = 0;
-    const client = neg({ mode: 'assume', blockList: new LearnedBlockList({ ttlMs: 60_000, now: () => now }) });
-    const e = await engine('mem1');
+    const client = w.negotiator({ mode: 'assume', blockList: new LearnedBlockList({ ttlMs: 60_000, now: () => now }) });
+    const e = await w.engine('mem1');
     const first = await dial({ engine: e, negotiator: client, host: '127.0.0.1', port });
-    track(first.outcome);
+    w.track(first.outcome);
     assert.equal(first.outcome.mode, 'tcp');
     if (first.outcome.mode !== 'tcp') return;
     assert.equal(first.outcome.reason, SmcReason.PEERNOSMC.code);
@@ -135,7 +79,7 @@ describe('negotiator (unprivileged modes, real sockets, mem engines)', function 
     assert.deepEqual(client.blockList.entries().map((b) => [b.address, b.port]), [['127.0.0.1', port]]);
 
     const second = await dial({ engine: e, negotiator: client, host: '127.0.0.1', port });
-    track(second.outcome);
+    w.track(second.outcome);
     assert.equal(second.plan.offer, false);
     assert.match(second.plan.why, /learned TCP-only/);
     assert.equal(second.outcome.mode === 'tcp' && second.outcome.reason, SmcReason.ACTIVE.code);
@@ -151,24 +95,24 @@ describe('negotiator (unprivileged modes, real sockets, mem engines)', function 
   });
 
   it('a silent server (reads our Proposal, never answers): ERR_SMC_TIMEOUT as the kernel, and the peer is learned', async () => {
-    const { port } = await listen((s) => s.resume());
-    const client = neg({ mode: 'assume' });
-    await assert.rejects(dial({ engine: await engine('mem1'), negotiator: client, host: '127.0.0.1', port }), { code: 'ERR_SMC_TIMEOUT' });
+    const { port } = await w.listen((s) => s.resume());
+    const client = w.negotiator({ mode: 'assume' });
+    await assert.rejects(dial({ engine: await w.engine('mem1'), negotiator: client, host: '127.0.0.1', port }), { code: 'ERR_SMC_TIMEOUT' });
     assert.match(client.blockList.blocked('127.0.0.1', port)?.why ?? '', /timeout/);
   });
 
   it('saved-syn: a server learns from the kernel that a plain client did not offer SMC (0x03010000); clients are refused', async () => {
-    const srv = await smcServer(neg({ mode: 'saved-syn' }));
-    const { outcome } = await dial({ engine: await engine('mem1'), negotiator: neg({ mode: 'off' }), host: '127.0.0.1', port: srv.port });
-    track(outcome);
-    const s = track(await srv.outcomes[0]!);
+    const srv = await w.smcServer(w.negotiator({ mode: 'saved-syn' }));
+    const { outcome } = await dial({ engine: await w.engine('mem1'), negotiator: w.negotiator({ mode: 'off' }), host: '127.0.0.1', port: srv.port });
+    w.track(outcome);
+    const s = w.track(await srv.outcomes[0]!);
     assert.equal(s.mode === 'tcp' && s.reason, SmcReason.PEERNOSMC.code);
-    assert.throws(() => neg({ mode: 'saved-syn' }).planConnect('127.0.0.1', 1), (e: unknown) => e instanceof NetError && e.code === NetErrorCode.MODE);
+    assert.throws(() => w.negotiator({ mode: 'saved-syn' }).planConnect('127.0.0.1', 1), (e: unknown) => e instanceof NetError && e.code === NetErrorCode.MODE);
   });
 
   it('bad input: unknown mode, bad address, use after close are typed errors', () => {
     assert.throws(() => Negotiator.open({ mode: 'maybe' as 'off' }), (e: unknown) => e instanceof NetError && e.code === NetErrorCode.BAD_OPTION);
-    const n = neg({ mode: 'assume' });
+    const n = w.negotiator({ mode: 'assume' });
     assert.throws(() => n.planConnect('example.com', 80), (e: unknown) => e instanceof NetError && e.code === NetErrorCode.BAD_ADDRESS);
     n.close();
     assert.throws(() => n.planConnect('127.0.0.1', 80), (e: unknown) => e instanceof NetError && e.code === NetErrorCode.CLOSED);
