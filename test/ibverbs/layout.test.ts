@@ -4,12 +4,9 @@
  * against the installed <infiniband/verbs.h> and compared one by one.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { LAYOUT_C, layoutValues, testDeviceMissing } from '@smc-r/ibverbs';
 import { Access, IbMtu, QpState, SendFlag, WcOpcode, WcStatus, WrOpcode } from '@smc-r/verbs';
+import { cValues } from './support/c-values.js';
 
 /** The verbs interface's tables under their verbs.h enumerator names (IBV_WC_REM_ACCESS_ERR, ...). */
 function interfaceEnums(): Record<string, [string, number]> {
@@ -29,7 +26,6 @@ function interfaceEnums(): Record<string, [string, number]> {
 
 describe('ibverbs layout against the installed verbs.h', function () {
   this.timeout(60_000);
-  let dir = '';
   let values: Map<string, number>;
   const ours = layoutValues();
   const enums = interfaceEnums();
@@ -40,28 +36,10 @@ describe('ibverbs layout against the installed verbs.h', function () {
       process.stdout.write(`      SKIP: ${why}\n`);
       this.skip();
     }
-    dir = mkdtempSync(join(tmpdir(), `smcr-ibv-layout-${process.pid}-`));
-    const lines = [
-      '#include <stdio.h>',
-      '#include <stddef.h>',
-      '#include <infiniband/verbs.h>',
-      'int main(void) {',
-      ...Object.entries(LAYOUT_C).map(([k, expr]) => `  printf("%s %ld\\n", "${k}", (long)(${expr}));`),
-      ...Object.entries(enums).map(([k, [c]]) => `  printf("%s %ld\\n", "${k}", (long)(${c}));`),
-      '  return 0;',
-      '}',
-    ];
-    writeFileSync(join(dir, 'layout.c'), lines.join('\n'));
-    execFileSync('gcc', ['-std=gnu11', '-Wall', '-Werror', '-o', join(dir, 'layout'), join(dir, 'layout.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = execFileSync(join(dir, 'layout'), { encoding: 'utf8' });
-    values = new Map(out.trim().split('\n').map((l) => {
-      const [k, v] = l.split(' ');
-      return [k!, Number(v)];
-    }));
-  });
-
-  after(() => {
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    values = cValues(['infiniband/verbs.h'], {
+      ...LAYOUT_C,
+      ...Object.fromEntries(Object.entries(enums).map(([k, [c]]) => [k, c])),
+    });
   });
 
   it(`every offset, size and verbs.h constant of layout.ts (${Object.keys(LAYOUT_C).length})`, () => {

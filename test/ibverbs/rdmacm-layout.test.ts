@@ -3,16 +3,12 @@
  * with gcc against the installed <rdma/rdma_cma.h> (librdmacm-dev) and compared one by one.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CM_LAYOUT_C, CM_EVENT_NAME, cmLayoutValues } from '@smc-r/ibverbs';
 import { testRdmacmMissing } from '@smc-r/ibverbs';
+import { cValues } from './support/c-values.js';
 
 describe('librdmacm layout against the installed rdma_cma.h', function () {
   this.timeout(60_000);
-  let dir = '';
   let values: Map<string, number>;
   const ours = cmLayoutValues();
 
@@ -22,29 +18,10 @@ describe('librdmacm layout against the installed rdma_cma.h', function () {
       process.stdout.write(`      SKIP: ${why}\n`);
       this.skip();
     }
-    dir = mkdtempSync(join(tmpdir(), `smcr-rdmacm-layout-${process.pid}-`));
-    const lines = [
-      '#include <stdio.h>',
-      '#include <stddef.h>',
-      '#include <netinet/in.h>',
-      '#include <rdma/rdma_cma.h>',
-      'int main(void) {',
-      ...Object.entries(CM_LAYOUT_C).map(([k, expr]) => `  printf("%s %ld\\n", "${k}", (long)(${expr}));`),
-      ...CM_EVENT_NAME.map((n) => `  printf("%s %ld\\n", "name_${n}", (long)(RDMA_CM_EVENT_${n}));`),
-      '  return 0;',
-      '}',
-    ];
-    writeFileSync(join(dir, 'layout.c'), lines.join('\n'));
-    execFileSync('gcc', ['-std=gnu11', '-Wall', '-Werror', '-o', join(dir, 'layout'), join(dir, 'layout.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = execFileSync(join(dir, 'layout'), { encoding: 'utf8' });
-    values = new Map(out.trim().split('\n').map((l) => {
-      const [k, v] = l.split(' ');
-      return [k!, Number(v)];
-    }));
-  });
-
-  after(() => {
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    values = cValues(['netinet/in.h', 'rdma/rdma_cma.h'], {
+      ...CM_LAYOUT_C,
+      ...Object.fromEntries(CM_EVENT_NAME.map((n) => [`name_${n}`, `RDMA_CM_EVENT_${n}`])),
+    });
   });
 
   it(`every offset, size and constant of rdmacm-layout.ts (${Object.keys(CM_LAYOUT_C).length})`, () => {
